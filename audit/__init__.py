@@ -1,0 +1,1 @@
+"""The auditor's tools: verify ledgers and recompute privacy from files alone."""

@@ -1,0 +1,1 @@
+"""Hydra configuration tree and its structured-config schemas (packaged as fedrisk.conf)."""

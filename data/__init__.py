@@ -1,0 +1,1 @@
+"""Schemas, validated loading, synthetic consortia, partitioners and encoding."""

@@ -1,0 +1,1 @@
+"""Privacy accounting, calibration, budgets and the signed privacy ledger."""

@@ -1,0 +1,1 @@
+"""Cryptographic primitives only: keys, masks, Shamir sharing, quantisation, certificates."""

@@ -1,0 +1,1 @@
+"""The coordinator: ServerApp, round loop, centralised evaluation and run records."""

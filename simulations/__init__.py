@@ -1,0 +1,1 @@
+"""Hydra entry point that builds a simulated consortium and runs Flower's simulation engine."""

@@ -1,0 +1,1 @@
+"""Aggregation rules built on flwr.serverapp.strategy."""
