@@ -38,9 +38,7 @@ class ModelSpec:
         Dropout after each hidden layer, in [0, 1).
     """
 
-    kind: ModelKind = field(
-        default=ModelKind.mlp, metadata={"help": "logistic or mlp"}
-    )
+    kind: ModelKind = field(default=ModelKind.mlp, metadata={"help": "logistic or mlp"})
     hidden: list[int] = field(
         default_factory=lambda: [64, 32], metadata={"help": "MLP hidden-layer widths"}
     )

@@ -1,0 +1,163 @@
+"""The whole run's configuration: the root schema, its registration, and its loader.
+
+Library code takes these plain dataclasses, never a ``DictConfig``. Three places build
+them, all through :func:`load_settings`: the CLI after Hydra has composed the config,
+and the ServerApp and ClientApp from Flower's ``run_config``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from fedrisk.conf.consortium import ConsortiumConfig
+from fedrisk.conf.privacy import PrivacyConfig
+from fedrisk.conf.secagg import SecAggConfig
+from fedrisk.conf.strategy import StrategyConfig
+from fedrisk.conf.task import TaskConfig
+
+SCHEMA_NAME = "fedrisk_schema"
+RUN_CONFIG_KEY = "fedrisk-config"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown or invalid; the message is one readable line."""
+
+
+@dataclass
+class SimulationConfig:
+    """How Flower's simulation engine runs the consortium on this machine.
+
+    Parameters
+    ----------
+    cpus_per_client : float (default: 1.0)
+        CPUs Ray reserves for each ClientApp; 1 lets a 2-core machine train two
+        institutions at once.
+    baselines : bool (default: True)
+        Also train the pooled and local-only comparison models.
+    verbose : bool (default: False)
+        Show Flower's and Ray's own log lines.
+    """
+
+    cpus_per_client: float = field(default=1.0, metadata={"help": "CPUs per ClientApp"})
+    baselines: bool = field(default=True, metadata={"help": "train pooled/local baselines"})
+    verbose: bool = field(default=False, metadata={"help": "show Flower and Ray logs"})
+
+    def __post_init__(self) -> None:
+        if not self.cpus_per_client > 0:
+            raise ValueError(
+                f"`simulation.cpus_per_client` must be positive; got {self.cpus_per_client}"
+            )
+
+
+@dataclass
+class FedriskConfig:
+    """Root schema of ``config.yaml``.
+
+    Parameters
+    ----------
+    rounds : int (default: 10)
+        Federated rounds.
+    seed : int (default: 42)
+        Seed for data generation, initialisation, sampling and local training.
+    round_timeout : float (default: 600.0)
+        Seconds the server waits for replies in each message round.
+    consortium, task, strategy, privacy, secagg
+        The config groups.
+    simulation : SimulationConfig
+        Simulation-engine settings (ignored by deployments).
+    """
+
+    rounds: int = field(default=10, metadata={"help": "federated rounds"})
+    seed: int = field(default=42, metadata={"help": "seed for everything random"})
+    round_timeout: float = field(default=600.0, metadata={"help": "seconds per message round"})
+    consortium: ConsortiumConfig = MISSING
+    task: TaskConfig = MISSING
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    secagg: SecAggConfig = field(default_factory=SecAggConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"`rounds` must be at least 1; got {self.rounds}")
+        if not self.round_timeout > 0:
+            raise ValueError(f"`round_timeout` must be positive; got {self.round_timeout}")
+
+
+def register_configs() -> None:
+    """Register the root schema with Hydra's ConfigStore (called by the entry point)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=FedriskConfig)
+
+
+def load_settings(mapping: Mapping[str, object]) -> FedriskConfig:
+    """Validate a plain mapping against the schema and build the dataclasses.
+
+    Parameters
+    ----------
+    mapping : Mapping[str, object]
+        The composed configuration (without Hydra's own ``hydra`` key).
+
+    Returns
+    -------
+    FedriskConfig
+        The validated configuration.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown key, a value of the wrong type or a value outside its range,
+        with one line naming the key, the value and what is allowed.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(FedriskConfig), dict(mapping))
+        settings = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_one_line(err)) from None
+    except (ValueError, TypeError) as err:
+        raise ConfigError(str(err)) from None
+    if not isinstance(settings, FedriskConfig):
+        raise ConfigError(f"configuration must be a mapping; got {type(settings).__name__}")
+    return settings
+
+
+def settings_to_json(settings: FedriskConfig) -> str:
+    """Encode the configuration for Flower's ``run_config`` (enums as their values)."""
+    return json.dumps(asdict(settings), default=_enum_value, sort_keys=True)
+
+
+def settings_from_run_config(run_config: Mapping[str, object]) -> FedriskConfig:
+    """Rebuild the configuration a ServerApp or ClientApp was started with.
+
+    Raises
+    ------
+    ConfigError
+        If the run config lacks the fedrisk key or holds an invalid configuration.
+    """
+    raw = run_config.get(RUN_CONFIG_KEY)
+    if not isinstance(raw, str):
+        raise ConfigError(
+            f"run config must carry the fedrisk configuration under `{RUN_CONFIG_KEY}`; "
+            f"got keys {sorted(run_config)}"
+        )
+    return load_settings(json.loads(raw))
+
+
+def _enum_value(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot encode {type(value).__name__} in a run config")
+
+
+def _one_line(err: OmegaConfBaseException) -> str:
+    """Condense OmegaConf's multi-line message into ``key `a.b`: reason``."""
+    reason = str(err).splitlines()[0].strip() if str(err) else type(err).__name__
+    key = getattr(err, "full_key", None)
+    return f"config key `{key}`: {reason}" if key else reason

@@ -1,0 +1,105 @@
+"""Schema of the ``task`` config group: data, model and local training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from omegaconf import MISSING
+
+from fedrisk.data.schema import TableSchema
+from fedrisk.models.spec import ModelSpec, TrainSpec
+
+
+class DataSource(str, Enum):
+    """Where a simulated consortium's rows come from."""
+
+    synthetic_credit = "synthetic_credit"
+    table = "table"
+
+
+class PartitionKind(str, Enum):
+    """How one real table is split into simulated institutions."""
+
+    iid = "iid"
+    dirichlet = "dirichlet"
+    column = "column"
+
+
+@dataclass
+class TableSource:
+    """One real table split into simulated institutions (``source: table``).
+
+    Parameters
+    ----------
+    path : str
+        CSV or Parquet file validated against ``task.schema``.
+    partition : PartitionKind (default: iid)
+        ``iid``, ``dirichlet`` (label skew) or ``column`` (one institution per value).
+    institutions : int (default: 5)
+        Number of institutions for ``iid`` and ``dirichlet``.
+    alpha : float (default: 0.5)
+        Dirichlet concentration; smaller is more skewed.
+    column : str | None (default: None)
+        Column whose values define the institutions (``partition: column``).
+    test_fraction : float (default: 0.2)
+        Share of rows held out as the consortium-wide test set.
+    """
+
+    path: str = field(default=MISSING, metadata={"help": "CSV or Parquet file"})
+    partition: PartitionKind = field(default=PartitionKind.iid, metadata={"help": "split"})
+    institutions: int = field(default=5, metadata={"help": "institutions for iid/dirichlet"})
+    alpha: float = field(default=0.5, metadata={"help": "Dirichlet concentration"})
+    column: str | None = field(default=None, metadata={"help": "column for partition=column"})
+    test_fraction: float = field(default=0.2, metadata={"help": "held-out share"})
+
+    def __post_init__(self) -> None:
+        self.partition = PartitionKind(self.partition)
+        if self.partition is PartitionKind.column and not self.column:
+            raise ValueError("`task.table.column` must name a column when partition is column")
+        if self.institutions < 2:
+            raise ValueError(f"`task.table.institutions` must be >= 2; got {self.institutions}")
+        if not self.alpha > 0:
+            raise ValueError(f"`task.table.alpha` must be positive; got {self.alpha}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ValueError(
+                f"`task.table.test_fraction` must be in (0, 1); got {self.test_fraction}"
+            )
+
+
+@dataclass
+class TaskConfig:
+    """Schema of ``task/*.yaml``.
+
+    Parameters
+    ----------
+    name : str
+        Task name, shown in reports.
+    source : DataSource (default: synthetic_credit)
+        The synthetic credit-default generator, or one real ``table``.
+    schema : TableSchema | None (default: None)
+        Columns of the institutions' tables; the synthetic generator supplies its own.
+    table : TableSource | None (default: None)
+        The real table to partition (``source: table``).
+    model : ModelSpec
+        The risk model.
+    train : TrainSpec
+        Local training per round.
+    threshold : float (default: 0.5)
+        Decision threshold for accuracy and recall.
+    """
+
+    name: str = field(default=MISSING, metadata={"help": "task name"})
+    source: DataSource = field(default=DataSource.synthetic_credit, metadata={"help": "data"})
+    schema: TableSchema | None = field(default=None, metadata={"help": "table columns"})
+    table: TableSource | None = field(default=None, metadata={"help": "real table to split"})
+    model: ModelSpec = field(default_factory=ModelSpec, metadata={"help": "risk model"})
+    train: TrainSpec = field(default_factory=TrainSpec, metadata={"help": "local training"})
+    threshold: float = field(default=0.5, metadata={"help": "decision threshold"})
+
+    def __post_init__(self) -> None:
+        self.source = DataSource(self.source)
+        if self.source is DataSource.table and (self.table is None or self.schema is None):
+            raise ValueError("`task.table` and `task.schema` must both be set when source is table")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"`task.threshold` must be in (0, 1); got {self.threshold}")

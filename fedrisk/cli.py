@@ -1,0 +1,39 @@
+"""The ``fedrisk`` command: one entry point, one sub-command per user task."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+USAGE = """usage: fedrisk COMMAND [ARGS]
+
+commands:
+  simulate [OVERRIDES…]   train a simulated consortium (Hydra overrides, e.g. rounds=5
+                          consortium=banks_3 strategy=fedprox; --multirun for sweeps;
+                          --cfg job to print the composed configuration)
+  version                 print the fedrisk version
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch ``fedrisk COMMAND``; return the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "simulate":
+        from fedrisk.simulations.entry import simulate
+
+        return simulate(rest)
+    if command == "version":
+        from fedrisk import __version__
+
+        print(__version__)
+        return 0
+    print(f"fedrisk: unknown command {command!r}; run `fedrisk --help`", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

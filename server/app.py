@@ -1,0 +1,118 @@
+"""The coordinator's ServerApp (Flower Message API).
+
+Started by Flower's simulation engine (``fedrisk simulate``) or by ``flwr run`` on a
+SuperLink; in both cases it rebuilds the run's configuration from ``run_config``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, Context
+from flwr.serverapp import Grid, ServerApp
+
+from fedrisk.conf.root import FedriskConfig, settings_from_run_config
+from fedrisk.models.tabular import build_model
+from fedrisk.server.evaluation import CentralEvaluator, HeldOutSet
+from fedrisk.server.plots import plot_rounds
+from fedrisk.server.records import (
+    MODEL_FILE,
+    SUMMARY_FILE,
+    RunRecorder,
+    read_metrics,
+    save_model,
+    write_json_atomic,
+)
+from fedrisk.server.roll_call import roll_call
+from fedrisk.server.rounds import LoopResult, LoopSettings, RoundLoop
+from fedrisk.strategies import build_strategy, messages
+
+
+def make_server_app(run_config: Mapping[str, str] | None = None) -> ServerApp:
+    """Build the fedrisk ServerApp.
+
+    Parameters
+    ----------
+    run_config : Mapping[str, str] | None (default: None)
+        Used instead of ``context.run_config`` when given: ``flwr run`` supplies
+        the run config itself, ``flwr.simulation.run_simulation`` cannot.
+    """
+    server = ServerApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        config = dict(run_config) if run_config is not None else dict(context.run_config)
+        settings = settings_from_run_config(config)
+        coordinate(grid, settings, run_dir=Path(str(config[messages.RUN_DIR])), run_config=config)
+
+    return server
+
+
+def coordinate(
+    grid: Grid, settings: FedriskConfig, *, run_dir: Path, run_config: dict[str, object]
+) -> LoopResult:
+    """Roll call, rounds, and run records for one run.
+
+    Raises
+    ------
+    fedrisk.server.roll_call.RollCallError
+        If too few institutions answered the roll call.
+    """
+    torch.set_num_threads(1)
+    schema = settings.task.schema
+    if schema is None:
+        raise ValueError("`task.schema` must be resolved before the run starts; got None")
+    institutions = messages.institutions_of(run_config)
+    minimum = settings.strategy.min_train_nodes
+    roster = roll_call(grid, expected=institutions, minimum=minimum, timeout=settings.round_timeout)
+
+    held_out = HeldOutSet.load(str(run_config[messages.TEST_PATH]), schema)
+    evaluator = CentralEvaluator(settings.task.model, held_out, threshold=settings.task.threshold)
+    initial = ArrayRecord(
+        build_model(settings.task.model, held_out.x.shape[1], seed=settings.seed).state_dict()
+    )
+    strategy = build_strategy(settings.strategy, n_institutions=len(institutions))
+    recorder = RunRecorder(run_dir)
+    loop = RoundLoop(
+        grid,
+        strategy,
+        roster,
+        evaluator,
+        recorder,
+        LoopSettings(
+            rounds=settings.rounds,
+            seed=settings.seed,
+            timeout=settings.round_timeout,
+            min_train_nodes=minimum,
+            show_progress=True,
+        ),
+    )
+    result = loop.run(initial)
+
+    save_model(run_dir / MODEL_FILE, result.arrays)
+    plot_rounds(read_metrics(run_dir), run_dir)
+    write_json_atomic(
+        run_dir / SUMMARY_FILE,
+        {
+            "rounds_completed": result.rounds_completed,
+            "rounds_planned": settings.rounds,
+            "stop_reason": result.stop_reason,
+            "global": result.last_central,
+            "federated": result.last_federated,
+            "institutions": {
+                name: {"n_train": roster.n_train[name]} for name in roster.institutions
+            },
+            "rejected_nodes": {str(k): v for k, v in roster.rejected.items()},
+            "seed": settings.seed,
+            "strategy": settings.strategy.name.value,
+            "privacy": settings.privacy.mode.value,
+            "secagg": settings.secagg.mode.value,
+            "model_file": MODEL_FILE,
+        },
+    )
+    return result
+
+
+app = make_server_app()

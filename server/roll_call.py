@@ -1,0 +1,114 @@
+"""Roll call: learn which institution stands behind each connected node.
+
+The coordinator asks every node who it is before round 1. Nodes that name an
+institution outside the consortium are left out of the run, and the roll call
+waits (up to a timeout) until every expected institution has answered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from flwr.app import Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from fedrisk.strategies import WEIGHT_KEY, messages
+
+
+class RollCallError(RuntimeError):
+    """Too few institutions answered the roll call."""
+
+
+@dataclass(frozen=True)
+class Roster:
+    """Who takes part: node ids keyed by institution, and their training rows."""
+
+    node_of: dict[str, int]
+    n_train: dict[str, int]
+    rejected: dict[int, str]
+
+    @property
+    def institutions(self) -> list[str]:
+        """Institution ids in sorted order (the order every round works in)."""
+        return sorted(self.node_of)
+
+
+def roll_call(
+    grid: Grid,
+    *,
+    expected: Sequence[str],
+    minimum: int,
+    timeout: float,
+    poll: float = 0.5,
+) -> Roster:
+    """Ask every connected node which institution it is.
+
+    Parameters
+    ----------
+    grid : Grid
+        Flower's grid of connected nodes.
+    expected : Sequence[str]
+        Institution ids of the consortium.
+    minimum : int
+        Fewest institutions the run can start with.
+    timeout : float
+        Seconds to wait for the whole consortium.
+    poll : float (default: 0.5)
+        Seconds between checks for newly connected nodes.
+
+    Returns
+    -------
+    Roster
+        The institutions that answered, their nodes and training-set sizes.
+
+    Raises
+    ------
+    RollCallError
+        If fewer than ``minimum`` institutions answered within ``timeout``.
+    """
+    wanted = set(expected)
+    node_of: dict[str, int] = {}
+    n_train: dict[str, int] = {}
+    rejected: dict[int, str] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        asked = set(node_of.values()) | set(rejected)
+        new = sorted(set(grid.get_node_ids()) - asked)
+        if new:
+            replies = grid.send_and_receive(
+                _queries(new), timeout=max(1.0, deadline - time.monotonic())
+            )
+            for reply in replies:
+                src = reply.metadata.src_node_id
+                if reply.has_error():
+                    rejected[src] = f"roll call failed: {reply.error.reason}"
+                    continue
+                name = str(reply.content[messages.NODE][messages.INSTITUTION])
+                if name not in wanted:
+                    rejected[src] = f"institution {name!r} is not in the consortium"
+                elif name in node_of:
+                    rejected[src] = f"institution {name!r} already answered from another node"
+                else:
+                    node_of[name] = src
+                    n_train[name] = int(reply.content[messages.METRICS][WEIGHT_KEY])
+        if len(node_of) == len(wanted) or time.monotonic() >= deadline:
+            break
+        time.sleep(poll)
+    if len(node_of) < minimum:
+        missing = sorted(wanted - set(node_of))
+        reasons = "; ".join(f"node {node}: {why}" for node, why in sorted(rejected.items()))
+        raise RollCallError(
+            f"only {len(node_of)} of {len(wanted)} institutions answered the roll call "
+            f"within {timeout:.0f} s (need {minimum}); missing: {', '.join(missing)}"
+            + (f"; refused: {reasons}" if reasons else "")
+        )
+    return Roster(node_of=node_of, n_train=n_train, rejected=rejected)
+
+
+def _queries(node_ids: Iterable[int]) -> list[Message]:
+    return [
+        Message(content=RecordDict(), message_type=MessageType.QUERY, dst_node_id=node)
+        for node in node_ids
+    ]

@@ -1,0 +1,76 @@
+"""The simulation's comparison: summary.json fields and the terminal table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fedrisk.server.records import SUMMARY_FILE, write_json_atomic
+from fedrisk.simulations.baselines import Baselines
+
+_COLUMNS = (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("ks", "KS"), ("brier", "Brier"))
+
+
+def merge_summary(run_dir: Path, baselines: Baselines | None, extra: dict[str, object]) -> dict:
+    """Add the baselines and run facts to the server's ``summary.json``."""
+    path = run_dir / SUMMARY_FILE
+    summary = json.loads(path.read_text())
+    summary.update(extra)
+    if baselines is not None:
+        summary["pooled"] = baselines.pooled
+        summary["local_only"] = baselines.local_only
+        summary["oracle_auc"] = baselines.oracle_auc
+        local = [m["auc"] for m in baselines.local_only.values() if math.isfinite(m["auc"])]
+        fed = summary["global"].get("auc")
+        if fed is not None and local:
+            summary["comparison"] = {
+                "global_minus_pooled_auc": fed - baselines.pooled["auc"],
+                "global_minus_mean_local_auc": fed - sum(local) / len(local),
+                "banks_beaten": sum(fed > a for a in local),
+            }
+    write_json_atomic(path, summary)
+    return json.loads(path.read_text())
+
+
+def print_comparison(summary: dict, console: Console | None = None) -> None:
+    """Print the federated model beside the pooled, local-only and oracle models."""
+    console = console or Console()
+    table = Table(title=f"Held-out performance after {summary['rounds_completed']} rounds")
+    table.add_column("model")
+    table.add_column("rows", justify="right")
+    for _, title in _COLUMNS:
+        table.add_column(title, justify="right")
+
+    def row(name: str, rows: str, metrics: dict | None, style: str | None = None) -> None:
+        cells = [_fmt((metrics or {}).get(key)) for key, _ in _COLUMNS]
+        table.add_row(name, rows, *cells, style=style)
+
+    total = sum(i["n_train"] for i in summary["institutions"].values())
+    row("federated (global model)", str(total), summary["global"], style="bold")
+    if "pooled" in summary:
+        row("pooled (if data could be shared)", str(total), summary["pooled"])
+        for name, metrics in summary["local_only"].items():
+            row(f"local only: {name}", str(summary["institutions"][name]["n_train"]), metrics)
+    if summary.get("oracle_auc") is not None:
+        row("oracle (true default prob.)", "", {"auc": summary["oracle_auc"]}, "dim")
+    console.print(table)
+    if summary.get("stop_reason") != "completed":
+        console.print(f"[yellow]run stopped early: {summary['stop_reason']}[/yellow]")
+    comparison = summary.get("comparison")
+    if comparison:
+        n_local = len(summary["local_only"])
+        console.print(
+            f"global − pooled AUC: {comparison['global_minus_pooled_auc']:+.4f}   "
+            f"global − mean local-only AUC: {comparison['global_minus_mean_local_auc']:+.4f}   "
+            f"beats {comparison['banks_beaten']} of {n_local} local-only models"
+        )
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, int | float) and math.isfinite(float(value)):
+        return f"{float(value):.4f}"
+    return "–"
