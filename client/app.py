@@ -93,10 +93,10 @@ def train(msg: Message, context: Context) -> Message:
     """Train the global model on this institution's rows for one round."""
     torch.set_num_threads(1)
     setup = node_setup(context)
-    config = msg.content[messages.CONFIG]
-    server_round = int(config[messages.SERVER_ROUND])
-    model = _local_model(setup, msg.content[messages.ARRAYS])
-    mu = float(config.get(messages.PROXIMAL_MU, 0.0))
+    config = messages.config_of(msg.content)
+    server_round = int(messages.number(config, messages.SERVER_ROUND))
+    model = _local_model(setup, messages.arrays_of(msg.content))
+    mu = messages.number(config, messages.PROXIMAL_MU) if messages.PROXIMAL_MU in config else 0.0
     result = train_local(
         model,
         setup.data.x_train,
@@ -122,7 +122,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the global model on this institution's validation rows."""
     torch.set_num_threads(1)
     setup = node_setup(context)
-    model = _local_model(setup, msg.content[messages.ARRAYS])
+    model = _local_model(setup, messages.arrays_of(msg.content))
     scores = evaluate_model(
         model, setup.data.x_val, setup.data.y_val, threshold=setup.settings.task.threshold
     )

@@ -189,32 +189,31 @@ def draw_borrowers(
     rate = np.round(rate, 2)
     age_band = np.searchsorted([26.0, 36.0, 46.0, 56.0, 66.0], age, side="right")
 
-    frame = pd.DataFrame(
-        {
-            "income": income,
-            "debt_to_income": dti,
-            "credit_utilisation": utilisation,
-            "revolving_balance": revolving,
-            "delinquencies_2y": delinquencies,
-            "months_since_last_delinquency": months_since.astype(np.float64),
-            "inquiries_6m": inquiries,
-            "open_accounts": open_accounts,
-            "credit_history_years": history,
-            "employment_years": employment,
-            "loan_amount": loan,
-            "interest_rate": rate,
-            "term_months": _text(TERMS, long_term.astype(np.intp)),
-            "home_ownership": _text(HOME_OWNERSHIP, home),
-            "purpose": _text(PURPOSES, purpose),
-            "region": _text(REGIONS, region),
-            "age_band": _text(AGE_BANDS, age_band),
-        }
-    )
+    numbers = {
+        "income": income,
+        "debt_to_income": dti,
+        "credit_utilisation": utilisation,
+        "revolving_balance": revolving,
+        "delinquencies_2y": delinquencies,
+        "months_since_last_delinquency": months_since.astype(np.float64),
+        "inquiries_6m": inquiries,
+        "open_accounts": open_accounts,
+        "credit_history_years": history,
+        "employment_years": employment,
+        "loan_amount": loan,
+        "interest_rate": rate,
+    }
     # Keep every value inside the schema's range, as a bank's product rules would.
-    for spec in credit_schema().features:
-        if spec.kind is FeatureKind.numeric:
-            frame[spec.name] = frame[spec.name].clip(spec.low, spec.high)
-    return frame
+    ranges = {spec.name: (spec.low, spec.high) for spec in credit_schema().features}
+    columns: dict[str, np.ndarray | pd.Series] = {
+        name: np.clip(values, *ranges[name]) for name, values in numbers.items()
+    }
+    columns["term_months"] = _text(TERMS, long_term.astype(np.intp))
+    columns["home_ownership"] = _text(HOME_OWNERSHIP, home)
+    columns["purpose"] = _text(PURPOSES, purpose)
+    columns["region"] = _text(REGIONS, region)
+    columns["age_band"] = _text(AGE_BANDS, age_band)
+    return pd.DataFrame(columns)
 
 
 def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:

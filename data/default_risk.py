@@ -114,7 +114,14 @@ def _monthly_payment(amount: np.ndarray, rate: np.ndarray, months: np.ndarray) -
 
 
 def _lookup(column: pd.Series, effects: dict[str, float]) -> np.ndarray:
-    return column.map(effects).to_numpy(dtype=np.float64)
+    codes = pd.Index(list(effects)).get_indexer(pd.Index(column))
+    if (codes < 0).any():
+        raise ValueError(
+            f"column {column.name!r} must hold only {list(effects)}; "
+            f"got {column.iloc[int(np.argmax(codes < 0))]!r}"
+        )
+    looked_up: np.ndarray = np.array(list(effects.values()))[codes]
+    return looked_up
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

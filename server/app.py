@@ -51,7 +51,7 @@ def make_server_app(run_config: Mapping[str, str] | None = None) -> ServerApp:
 
 
 def coordinate(
-    grid: Grid, settings: FedriskConfig, *, run_dir: Path, run_config: dict[str, object]
+    grid: Grid, settings: FedriskConfig, *, run_dir: Path, run_config: Mapping[str, object]
 ) -> LoopResult:
     """Roll call, rounds, and run records for one run.
 

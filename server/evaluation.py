@@ -85,7 +85,8 @@ def federated_metrics(
     for reply in replies:
         if reply.has_error():
             continue
-        per_bank[name_of(reply)] = {k: float(v) for k, v in reply.content[messages.METRICS].items()}
+        record = messages.metrics_of(reply.content)
+        per_bank[name_of(reply)] = {k: messages.number(record, k) for k in record}
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
     for metrics in per_bank.values():

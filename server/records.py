@@ -56,7 +56,7 @@ def save_model(path: Path, arrays: ArrayRecord) -> None:
     """Save a model's arrays as ``.npz`` (no pickle), keyed by parameter name."""
     tensors = {name: np.asarray(array.numpy()) for name, array in arrays.items()}
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **tensors)
+    np.savez(tmp, **tensors)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     os.replace(tmp, path)
 
 

@@ -85,14 +85,21 @@ def roll_call(
                 if reply.has_error():
                     rejected[src] = f"roll call failed: {reply.error.reason}"
                     continue
-                name = str(reply.content[messages.NODE][messages.INSTITUTION])
+                try:
+                    name = messages.text(
+                        messages.config_of(reply.content, messages.NODE), messages.INSTITUTION
+                    )
+                    rows = int(messages.number(messages.metrics_of(reply.content), WEIGHT_KEY))
+                except messages.MalformedMessage as err:
+                    rejected[src] = f"malformed roll-call reply: {err}"
+                    continue
                 if name not in wanted:
                     rejected[src] = f"institution {name!r} is not in the consortium"
                 elif name in node_of:
                     rejected[src] = f"institution {name!r} already answered from another node"
                 else:
                     node_of[name] = src
-                    n_train[name] = int(reply.content[messages.METRICS][WEIGHT_KEY])
+                    n_train[name] = rows
         if len(node_of) == len(wanted) or time.monotonic() >= deadline:
             break
         time.sleep(poll)

@@ -20,6 +20,7 @@ from fedrisk.server.evaluation import federated_metrics
 from fedrisk.server.grid_view import EligibleGrid
 from fedrisk.server.records import RunRecorder
 from fedrisk.server.roll_call import Roster
+from fedrisk.strategies import messages
 
 TRAIN_STAGE, EVALUATE_STAGE = 0, 1
 
@@ -139,7 +140,9 @@ class RoundLoop:
         result.arrays = arrays
         result.rounds_completed = server_round
         record["aggregated"] = True
-        record["train"] = {"loss": float(train_metrics["train_loss"])} if train_metrics else {}
+        record["train"] = (
+            {"loss": messages.number(train_metrics, "train_loss")} if train_metrics else {}
+        )
 
         view.seed_sampling(self._settings.seed, server_round, EVALUATE_STAGE)
         eval_sent = list(

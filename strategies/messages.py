@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
 from fedrisk.conf.root import RUN_CONFIG_KEY, FedriskConfig, settings_to_json
 
 #: RecordDict keys.
@@ -63,3 +65,48 @@ def institutions_of(run_config: Mapping[str, object]) -> list[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(f"run config `{INSTITUTIONS}` must be a JSON list of ids; got {raw}")
     return names
+
+
+class MalformedMessage(ValueError):
+    """A message lacks a record or value the contract requires, or has the wrong type."""
+
+
+def arrays_of(content: RecordDict) -> ArrayRecord:
+    """Return the ``arrays`` record of a message."""
+    if ARRAYS not in content.array_records:
+        raise MalformedMessage(
+            f"message must carry an ArrayRecord `{ARRAYS}`; got {sorted(content)}"
+        )
+    return content.array_records[ARRAYS]
+
+
+def metrics_of(content: RecordDict) -> MetricRecord:
+    """Return the ``metrics`` record of a message."""
+    if METRICS not in content.metric_records:
+        raise MalformedMessage(
+            f"message must carry a MetricRecord `{METRICS}`; got {sorted(content)}"
+        )
+    return content.metric_records[METRICS]
+
+
+def config_of(content: RecordDict, key: str = CONFIG) -> ConfigRecord:
+    """Return a ConfigRecord of a message (``config`` by default, or ``node``)."""
+    if key not in content.config_records:
+        raise MalformedMessage(f"message must carry a ConfigRecord `{key}`; got {sorted(content)}")
+    return content.config_records[key]
+
+
+def number(record: MetricRecord | ConfigRecord, key: str) -> float:
+    """Return a scalar number (not a bool or a list) from a record."""
+    value = record.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedMessage(f"`{key}` must be a number; got {value!r}")
+    return float(value)
+
+
+def text(record: ConfigRecord, key: str) -> str:
+    """Return a string from a ConfigRecord."""
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise MalformedMessage(f"`{key}` must be a string; got {value!r}")
+    return value

@@ -1,4 +1,4 @@
-"""Build ``build/ns/fedrisk``: the installed package layout as a tree of symlinks.
+"""Build ``build/ns/fedrisk``: the installed package layout as a tree of hard links.
 
 pyproject maps each top-level folder into the ``fedrisk`` namespace with setuptools'
 ``package-dir``. Editable installs resolve that mapping with an import hook, which
@@ -7,6 +7,7 @@ static tools (mypy, import-linter) do not run; they read this tree instead.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tomllib
@@ -20,15 +21,28 @@ def build(root: Path) -> Path:
     ]
     out = root / "build" / "ns"
     shutil.rmtree(out, ignore_errors=True)
-    pkg = out / "fedrisk"
-    pkg.mkdir(parents=True)
-    for item in (root / mapping["fedrisk"]).iterdir():
-        if item.name != "__pycache__":
-            (pkg / item.name).symlink_to(item.resolve())
+    # Real directories with hard-linked files: import-linter's walker neither follows
+    # directory symlinks nor keeps a symlinked file's path.
     for name, folder in mapping.items():
-        if name != "fedrisk":
-            (pkg / name.split(".", 1)[1]).symlink_to((root / folder).resolve())
+        target = out.joinpath(*name.split("."))
+        source = root / folder
+        for item in source.rglob("*"):
+            if "__pycache__" in item.parts or item.is_dir():
+                continue
+            relative = item.relative_to(source)
+            if name == "fedrisk" or relative.parts[0] not in _nested(mapping, name):
+                link = target / relative
+                link.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(item, link)
+                except OSError:  # another file system
+                    shutil.copy2(item, link)
     return out
+
+
+def _nested(mapping: dict[str, str], name: str) -> set[str]:
+    """Sub-folders of ``name``'s folder that are packages mapped on their own."""
+    return {key.split(".")[-1] for key in mapping if key.startswith(f"{name}.")}
 
 
 if __name__ == "__main__":
