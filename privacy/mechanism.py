@@ -79,7 +79,8 @@ class PoissonGaussian:
             )
         if record.get("neighbouring") != NEIGHBOURING:
             raise ValueError(
-                f"`mechanism.neighbouring` must be {NEIGHBOURING!r}; got {record.get('neighbouring')!r}"
+                f"`mechanism.neighbouring` must be {NEIGHBOURING!r}; "
+                f"got {record.get('neighbouring')!r}"
             )
         missing = [
             k
