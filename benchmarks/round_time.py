@@ -1,0 +1,382 @@
+"""Time per federated round and fixed start-up: fedrisk against bare Flower and no Flower.
+
+Three variants run the same rounds on the same files (one per bank, 2,000 training plus
+500 validation rows each, written once per consortium size by ``build_consortium``).
+Every round trains each bank for one epoch from the global model, evaluates the new
+global model at every bank and on the coordinator's held-out set:
+
+``floor``
+    One process, no Flower: the banks train one after another; numpy averages.
+``bare``
+    A minimal Message-API app (``FedAvg.start`` with ``@train``/``@evaluate``) making
+    the same training calls, run by ``run_simulation`` with fedrisk's backend config.
+``fedrisk``
+    fedrisk's ServerApp and ClientApp through ``fedrisk.simulations.engine``.
+
+Both Flower variants run in a fresh subprocess per repetition (this script in a hidden
+worker mode) and are timed alike: a wall-clock mark when a round's central evaluation
+has finished (bare: end of ``evaluate_fn``; fedrisk: entry of ``RunRecorder.round``,
+called right after it). Round ``r`` lasts from mark ``r - 1`` to mark ``r`` (round 1
+from its start); round 1 is dropped. Start-up runs from just before the subprocess is
+spawned to the start of round 1: imports, Ray, fedrisk's roll call, and bare Flower's
+round-0 central evaluation. Hydra composition and data generation are outside both.
+fedrisk's own ``seconds`` (``metrics.jsonl``) is reported as well; it leaves out the
+record's write and the progress bar between rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp import ServerApp
+    from torch import nn
+
+    from fedrisk.client.node_data import NodeData
+    from fedrisk.conf.root import FedriskConfig
+    from fedrisk.server.evaluation import HeldOutSet
+
+ROWS_PER_BANK = 2500  # fedrisk.client.node_data keeps 20 % for validation: 2,000 train
+HIDDEN = {"default": [64, 32], "large": [256, 256, 128]}
+TAG = "ROUND_TIME_JSON "
+VARIANTS = ("floor", "bare", "fedrisk")
+
+
+def prepare(n: int, args: argparse.Namespace, root: Path) -> dict:
+    """Compose the settings for ``n`` equal banks and write their data once."""
+    from fedrisk.conf.root import settings_to_json
+    from fedrisk.models import build_model, count_parameters
+    from fedrisk.server.evaluation import HeldOutSet
+    from fedrisk.simulations.consortium import build_consortium, institution_profiles
+    from fedrisk.simulations.consortium import resolve_schema as resolve
+    from fedrisk.simulations.engine import simulation_backend
+    from fedrisk.simulations.entry import check_overrides
+
+    hidden = ",".join(map(str, HIDDEN[args.params]))
+    overrides = [
+        "consortium=banks_20_skewed",
+        f"consortium.generate.count={n}",
+        f"consortium.generate.total_rows={n * ROWS_PER_BANK}",
+        "consortium.generate.size_exponent=0",
+        f"consortium.generate.min_rows={ROWS_PER_BANK}",
+        f"task.model.hidden=[{hidden}]",
+        f"rounds={args.rounds}",
+        f"seed={args.seed}",
+        "simulation.baselines=false",
+    ]
+    settings = resolve(check_overrides(overrides))
+    sizes = {i.rows for i in institution_profiles(settings.consortium, seed=settings.seed)}
+    if sizes != {ROWS_PER_BANK}:
+        raise SystemExit(f"banks must hold {ROWS_PER_BANK} rows each; got {sorted(sizes)}")
+    built = build_consortium(settings, root / f"banks_{n}")
+    held = HeldOutSet.load(built.test_path, built.schema)
+    model = build_model(settings.task.model, held.x.shape[1], seed=0)
+    return {
+        "settings": settings_to_json(settings),
+        "data_dir": str(built.data_dir),
+        "test_path": str(built.test_path),
+        "institutions": built.institutions,
+        "backend": simulation_backend(
+            n_institutions=n, cpus_per_client=settings.simulation.cpus_per_client
+        ),
+        "parameters": count_parameters(model),
+    }
+
+
+def load_bank(spec: dict, settings: FedriskConfig, name: str) -> NodeData:
+    """Load one bank's validated, encoded rows (cached per process, as at a node)."""
+    from fedrisk.client.node_data import load_node_data
+
+    return load_node_data(
+        Path(spec["data_dir"]) / name / "train.parquet",
+        settings.task.schema,  # type: ignore[arg-type]
+        institution=name,
+        min_rows=settings.task.train.batch_size,
+        seed=settings.seed,
+    )
+
+
+def central(model: nn.Module, held: HeldOutSet, threshold: float) -> dict[str, float]:
+    """Risk metrics of ``model`` on the held-out set (what both coordinators compute)."""
+    from fedrisk.models import predict_proba, risk_metrics
+
+    return risk_metrics(held.y, predict_proba(model, held.x), threshold=threshold)
+
+
+def run_floor(spec: dict) -> dict:
+    """Run the rounds sequentially in this process; return per-round seconds."""
+    import numpy as np
+    import torch
+
+    from fedrisk.client.node_data import institution_seed
+    from fedrisk.client.trainer import evaluate_model, train_local
+    from fedrisk.conf.root import load_settings
+    from fedrisk.models import build_model
+    from fedrisk.server.evaluation import HeldOutSet
+
+    torch.set_num_threads(1)
+    settings = load_settings(json.loads(spec["settings"]))
+    held = HeldOutSet.load(spec["test_path"], settings.task.schema)  # type: ignore[arg-type]
+    model = build_model(settings.task.model, held.x.shape[1], seed=settings.seed)
+    state = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    seconds = []
+    for server_round in range(1, settings.rounds + 1):
+        started = time.perf_counter()
+        updates, weights = [], []
+        for name in spec["institutions"]:
+            data = load_bank(spec, settings, name)
+            local = build_model(settings.task.model, data.x_train.shape[1], seed=0)
+            local.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+            seed = institution_seed(settings.seed, name, server_round)
+            result = train_local(local, data.x_train, data.y_train, settings.task.train, seed=seed)
+            updates.append({k: v.numpy().copy() for k, v in local.state_dict().items()})
+            weights.append(result.n_examples)
+        share = np.asarray(weights, dtype=np.float64) / sum(weights)
+        state = {k: sum(w * u[k] for w, u in zip(share, updates, strict=True)) for k in state}
+        state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+        for name in spec["institutions"]:
+            data = load_bank(spec, settings, name)
+            evaluate_model(model, data.x_val, data.y_val, threshold=settings.task.threshold)
+        central(model, held, settings.task.threshold)
+        seconds.append(time.perf_counter() - started)
+    return {"round_s": seconds[1:], "startup_s": None}
+
+
+def bare_apps(
+    spec: dict, settings: FedriskConfig, marks: list[float]
+) -> tuple[ServerApp, ClientApp]:
+    """Build the minimal ServerApp and ClientApp; ``marks`` gets the round-end times."""
+    import torch
+    from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+    from flwr.clientapp import ClientApp
+    from flwr.serverapp import Grid, ServerApp
+    from flwr.serverapp.strategy import FedAvg
+
+    from fedrisk.client.node_data import institution_seed
+    from fedrisk.client.trainer import evaluate_model, train_local
+    from fedrisk.models import build_model
+    from fedrisk.server.evaluation import HeldOutSet
+
+    names, n = spec["institutions"], len(spec["institutions"])
+    server, client = ServerApp(), ClientApp()
+
+    @server.main()
+    def main(grid: Grid, context: Context) -> None:
+        torch.set_num_threads(1)
+        held = HeldOutSet.load(spec["test_path"], settings.task.schema)  # type: ignore[arg-type]
+        model = build_model(settings.task.model, held.x.shape[1], seed=settings.seed)
+
+        def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+            model.load_state_dict(arrays.to_torch_state_dict())
+            metrics = central(model, held, settings.task.threshold)
+            marks.append(time.time())
+            return MetricRecord(metrics)  # type: ignore[arg-type]
+
+        strategy = FedAvg(min_train_nodes=n, min_evaluate_nodes=n, min_available_nodes=n)
+        initial = ArrayRecord(model.state_dict())
+        strategy.start(
+            grid=grid, initial_arrays=initial, num_rounds=settings.rounds, evaluate_fn=evaluate_fn
+        )
+
+    def local(msg: Message, context: Context) -> tuple[str, NodeData, nn.Module]:
+        torch.set_num_threads(1)
+        name = names[int(context.node_config["partition-id"])]
+        data = load_bank(spec, settings, name)
+        model = build_model(settings.task.model, data.x_train.shape[1], seed=0)
+        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        return name, data, model
+
+    @client.train()
+    def train(msg: Message, context: Context) -> Message:
+        name, data, model = local(msg, context)
+        seed = institution_seed(settings.seed, name, int(msg.content["config"]["server-round"]))
+        result = train_local(model, data.x_train, data.y_train, settings.task.train, seed=seed)
+        metrics = MetricRecord({"num-examples": result.n_examples, "train_loss": result.loss})
+        content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics})
+        return Message(content=content, reply_to=msg)
+
+    @client.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        _, data, model = local(msg, context)
+        scores = evaluate_model(model, data.x_val, data.y_val, threshold=settings.task.threshold)
+        finite = {k: v for k, v in scores.items() if v == v}
+        metrics = MetricRecord({"num-examples": len(data.y_val), **finite})
+        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return server, client
+
+
+def worker(kind: str, spec_path: Path, run_dir: Path) -> None:
+    """Run one Flower variant and print its round marks as one tagged JSON line."""
+    import logging
+
+    from fedrisk.conf.root import load_settings
+
+    spec = json.loads(spec_path.read_text())
+    settings = load_settings(json.loads(spec["settings"]))
+    n, marks, seconds = len(spec["institutions"]), [], []
+    if kind == "bare":
+        from flwr.simulation import run_simulation
+
+        logging.getLogger("flwr").setLevel(logging.ERROR)  # as fedrisk's engine does
+        logging.getLogger("flwr").propagate = False
+        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+        server, client = bare_apps(spec, settings, marks)
+        run_simulation(
+            server_app=server,
+            client_app=client,
+            num_supernodes=n,
+            backend_config=spec["backend"],
+            verbose_logging=False,
+        )
+        round1_start = marks.pop(0)  # the end of the round-0 central evaluation
+    else:
+        from fedrisk.server.records import RunRecorder
+        from fedrisk.simulations.engine import run_consortium
+        from fedrisk.strategies.messages import build_run_config
+
+        record_round = RunRecorder.round
+
+        def timed(self: RunRecorder, record: dict) -> None:
+            marks.append(time.time())
+            seconds.append(float(record["seconds"]))
+            record_round(self, record)
+
+        RunRecorder.round = timed  # type: ignore[method-assign]
+        config = build_run_config(
+            settings,
+            run_dir=str(run_dir),
+            data_dir=spec["data_dir"],
+            test_path=spec["test_path"],
+            institutions=spec["institutions"],
+        )
+        cpus = settings.simulation.cpus_per_client
+        run_consortium(config, n_institutions=n, cpus_per_client=cpus, verbose=False)
+        round1_start = marks[0] - seconds[0]
+    print(TAG + json.dumps({"marks": marks, "round1_start": round1_start, "seconds": seconds}))
+
+
+def spawn(kind: str, spec_path: Path, run_dir: Path, timeout: float) -> dict:
+    """Run one repetition of a Flower variant in a fresh process and time it."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind]
+    spawned = time.time()
+    done = subprocess.run(
+        [*command, "--spec", str(spec_path), "--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(TAG)]
+    if done.returncode != 0 or not lines:
+        raise SystemExit(f"{kind} worker failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    out = json.loads(lines[-1][len(TAG) :])
+    marks = out["marks"]
+    return {
+        "round_s": [b - a for a, b in itertools.pairwise(marks)],
+        "startup_s": out["round1_start"] - spawned,
+        "jsonl_s": out["seconds"][1:],
+    }
+
+
+def measure(n: int, args: argparse.Namespace, root: Path) -> dict:
+    """Run every variant ``args.repeats`` times on ``n`` banks, interleaved."""
+    spec = prepare(n, args, root)
+    spec_path = root / f"banks_{n}.json"
+    spec_path.write_text(json.dumps(spec))
+    print(f"{n} banks × 2,000 train rows, {spec['parameters']:,} parameters → {root}")
+    size: dict = {v: {"round": [], "startup": [], "jsonl": [], "runs": []} for v in VARIANTS}
+    for rep in range(args.repeats):  # interleaved, so load drift hits every variant
+        for v in VARIANTS:
+            if v == "floor":
+                run = run_floor(spec)
+            else:
+                run = spawn(v, spec_path, root / f"run_{n}_{v}_{rep}", args.timeout)
+            size[v]["runs"].append(run)
+            size[v]["round"].append(statistics.median(run["round_s"]))
+            if run["startup_s"] is not None:
+                size[v]["startup"].append(run["startup_s"])
+            if run.get("jsonl_s"):
+                size[v]["jsonl"].append(statistics.median(run["jsonl_s"]))
+            print(f"  rep {rep + 1} {v}: {size[v]['round'][-1]:.3f} s/round", flush=True)
+    return {"parameters": spec["parameters"], **size}
+
+
+def spread(values: list[float]) -> str:
+    """Format ``median (min–max)``."""
+    if not values:
+        return "—"
+    return f"{statistics.median(values):.3f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def report(results: dict, args: argparse.Namespace) -> None:
+    """Print one table of medians over repetitions and the ratios."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"seconds per round (rounds 2–{args.rounds}), {args.params} model")
+    for column in ("banks", "variant", "round s", "start-up s", "fedrisk/bare", "vs floor"):
+        table.add_column(column, justify="right")
+    for n, size in results.items():
+        medians = {v: statistics.median(size[v]["round"]) for v in VARIANTS}
+        for v in VARIANTS:
+            ratio = medians["fedrisk"] / medians["bare"]
+            mark = "✓" if ratio <= 1.1 else "✗ > 1.1"
+            table.add_row(
+                str(n) if v == "floor" else "",
+                v,
+                spread(size[v]["round"]),
+                spread(size[v]["startup"]),
+                f"{ratio:.2f} {mark}" if v == "fedrisk" else "",
+                f"{medians[v] / medians['floor']:.2f}" if v != "floor" else "1.00",
+            )
+        table.add_row("", "fedrisk seconds", spread(size["fedrisk"]["jsonl"]), "", "", "")
+        table.add_section()
+    Console().print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="3,10,30", help="banks per consortium")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant and size")
+    parser.add_argument("--rounds", type=int, default=5, help="federated rounds per run")
+    parser.add_argument("--params", choices=sorted(HIDDEN), default="default", help="model")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per run")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/round_time.json"))
+    parser.add_argument("--work-dir", type=Path, default=None, help="data and run folders")
+    parser.add_argument("--worker", choices=["bare", "fedrisk"], help=argparse.SUPPRESS)
+    parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.spec, args.run_dir)
+        return
+    if args.rounds < 2 or args.repeats < 1:
+        raise SystemExit(f"`--rounds` must be >= 2 and `--repeats` >= 1; got {args.rounds}")
+    root = args.work_dir or Path(tempfile.mkdtemp(prefix="fedrisk-round-time-"))
+    meta = {"rounds": args.rounds, "repeats": args.repeats, "params": args.params}
+    meta |= {"cpus": os.cpu_count(), "train_rows_per_bank": 2000, "work_dir": str(root)}
+    results: dict[int, dict] = {}
+    for n in (int(s) for s in args.sizes.split(",")):
+        results[n] = measure(n, args, root)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        meta["load_avg_1_5_15"] = os.getloadavg()
+        args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
+    report(results, args)
+    print(f"results → {args.out}")
+
+
+if __name__ == "__main__":
+    main()
