@@ -2,7 +2,7 @@
 
 Three variants run the same rounds on the same files (one per bank, 2,000 training plus
 500 validation rows each, written once per consortium size by ``build_consortium``).
-Every round trains each bank for one epoch from the global model, evaluates the new
+Every round trains each bank for one epoch from the global model, then evaluates the new
 global model at every bank and on the coordinator's held-out set:
 
 ``floor``
@@ -16,12 +16,13 @@ global model at every bank and on the coordinator's held-out set:
 Both Flower variants run in a fresh subprocess per repetition (this script in a hidden
 worker mode) and are timed alike: a wall-clock mark when a round's central evaluation
 has finished (bare: end of ``evaluate_fn``; fedrisk: entry of ``RunRecorder.round``,
-called right after it). Round ``r`` lasts from mark ``r - 1`` to mark ``r`` (round 1
-from its start); round 1 is dropped. Start-up runs from just before the subprocess is
-spawned to the start of round 1: imports, Ray, fedrisk's roll call, and bare Flower's
-round-0 central evaluation. Hydra composition and data generation are outside both.
-fedrisk's own ``seconds`` (``metrics.jsonl``) is reported as well; it leaves out the
-record's write and the progress bar between rounds.
+called right after it). Round ``r`` lasts from mark ``r - 1`` to mark ``r``; round 1
+is dropped. Fixed start-up is the time from just before the subprocess is spawned to
+the end of round 1, less one steady round (the run's median): imports, Ray, starting the
+ClientApp actors (bare Flower pays it in round 1, fedrisk in its roll call), first data
+loads. Hydra composition and data generation are outside both. fedrisk's own
+``seconds`` (``metrics.jsonl``) is shown too; it leaves out the record's write and the
+progress bar between rounds.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import itertools
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -63,34 +65,24 @@ def prepare(n: int, args: argparse.Namespace, root: Path) -> dict:
     from fedrisk.simulations.engine import simulation_backend
     from fedrisk.simulations.entry import check_overrides
 
+    generate = {"count": n, "total_rows": n * ROWS_PER_BANK, "size_exponent": 0}
+    overrides = [f"consortium.generate.{k}={v}" for k, v in generate.items()]
+    overrides += [f"consortium.generate.min_rows={ROWS_PER_BANK}", "simulation.baselines=false"]
     hidden = ",".join(map(str, HIDDEN[args.params]))
-    overrides = [
-        "consortium=banks_20_skewed",
-        f"consortium.generate.count={n}",
-        f"consortium.generate.total_rows={n * ROWS_PER_BANK}",
-        "consortium.generate.size_exponent=0",
-        f"consortium.generate.min_rows={ROWS_PER_BANK}",
-        f"task.model.hidden=[{hidden}]",
-        f"rounds={args.rounds}",
-        f"seed={args.seed}",
-        "simulation.baselines=false",
-    ]
-    settings = resolve(check_overrides(overrides))
+    overrides += [f"task.model.hidden=[{hidden}]", f"rounds={args.rounds}", f"seed={args.seed}"]
+    settings = resolve(check_overrides(["consortium=banks_20_skewed", *overrides]))
     sizes = {i.rows for i in institution_profiles(settings.consortium, seed=settings.seed)}
     if sizes != {ROWS_PER_BANK}:
         raise SystemExit(f"banks must hold {ROWS_PER_BANK} rows each; got {sorted(sizes)}")
     built = build_consortium(settings, root / f"banks_{n}")
     held = HeldOutSet.load(built.test_path, built.schema)
-    model = build_model(settings.task.model, held.x.shape[1], seed=0)
+    cpus = settings.simulation.cpus_per_client
     return {
         "settings": settings_to_json(settings),
-        "data_dir": str(built.data_dir),
-        "test_path": str(built.test_path),
+        "paths": {"data_dir": str(built.data_dir), "test_path": str(built.test_path)},
         "institutions": built.institutions,
-        "backend": simulation_backend(
-            n_institutions=n, cpus_per_client=settings.simulation.cpus_per_client
-        ),
-        "parameters": count_parameters(model),
+        "backend": simulation_backend(n_institutions=n, cpus_per_client=cpus),
+        "parameters": count_parameters(build_model(settings.task.model, held.x.shape[1], seed=0)),
     }
 
 
@@ -98,13 +90,9 @@ def load_bank(spec: dict, settings: FedriskConfig, name: str) -> NodeData:
     """Load one bank's validated, encoded rows (cached per process, as at a node)."""
     from fedrisk.client.node_data import load_node_data
 
-    return load_node_data(
-        Path(spec["data_dir"]) / name / "train.parquet",
-        settings.task.schema,  # type: ignore[arg-type]
-        institution=name,
-        min_rows=settings.task.train.batch_size,
-        seed=settings.seed,
-    )
+    path = Path(spec["paths"]["data_dir"]) / name / "train.parquet"
+    schema, batch = settings.task.schema, settings.task.train.batch_size
+    return load_node_data(path, schema, institution=name, min_rows=batch, seed=settings.seed)  # type: ignore[arg-type]
 
 
 def central(model: nn.Module, held: HeldOutSet, threshold: float) -> dict[str, float]:
@@ -115,7 +103,7 @@ def central(model: nn.Module, held: HeldOutSet, threshold: float) -> dict[str, f
 
 
 def run_floor(spec: dict) -> dict:
-    """Run the rounds sequentially in this process; return per-round seconds."""
+    """Run the rounds one bank after another in this process; time each round."""
     import numpy as np
     import torch
 
@@ -127,16 +115,17 @@ def run_floor(spec: dict) -> dict:
 
     torch.set_num_threads(1)
     settings = load_settings(json.loads(spec["settings"]))
-    held = HeldOutSet.load(spec["test_path"], settings.task.schema)  # type: ignore[arg-type]
-    model = build_model(settings.task.model, held.x.shape[1], seed=settings.seed)
+    spec_model, names = settings.task.model, spec["institutions"]
+    held = HeldOutSet.load(spec["paths"]["test_path"], settings.task.schema)  # type: ignore[arg-type]
+    model = build_model(spec_model, held.x.shape[1], seed=settings.seed)
     state = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     seconds = []
     for server_round in range(1, settings.rounds + 1):
         started = time.perf_counter()
         updates, weights = [], []
-        for name in spec["institutions"]:
+        for name in names:
             data = load_bank(spec, settings, name)
-            local = build_model(settings.task.model, data.x_train.shape[1], seed=0)
+            local = build_model(spec_model, data.x_train.shape[1], seed=0)
             local.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
             seed = institution_seed(settings.seed, name, server_round)
             result = train_local(local, data.x_train, data.y_train, settings.task.train, seed=seed)
@@ -144,9 +133,8 @@ def run_floor(spec: dict) -> dict:
             weights.append(result.n_examples)
         share = np.asarray(weights, dtype=np.float64) / sum(weights)
         state = {k: sum(w * u[k] for w, u in zip(share, updates, strict=True)) for k in state}
-        state = {k: np.asarray(v, dtype=np.float32) for k, v in state.items()}
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-        for name in spec["institutions"]:
+        model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in state.items()})
+        for name in names:
             data = load_bank(spec, settings, name)
             evaluate_model(model, data.x_val, data.y_val, threshold=settings.task.threshold)
         central(model, held, settings.task.threshold)
@@ -169,25 +157,26 @@ def bare_apps(
     from fedrisk.models import build_model
     from fedrisk.server.evaluation import HeldOutSet
 
-    names, n = spec["institutions"], len(spec["institutions"])
+    names, threshold = spec["institutions"], settings.task.threshold
     server, client = ServerApp(), ClientApp()
 
     @server.main()
     def main(grid: Grid, context: Context) -> None:
         torch.set_num_threads(1)
-        held = HeldOutSet.load(spec["test_path"], settings.task.schema)  # type: ignore[arg-type]
+        held = HeldOutSet.load(spec["paths"]["test_path"], settings.task.schema)  # type: ignore[arg-type]
         model = build_model(settings.task.model, held.x.shape[1], seed=settings.seed)
 
         def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
             model.load_state_dict(arrays.to_torch_state_dict())
-            metrics = central(model, held, settings.task.threshold)
+            metrics = central(model, held, threshold)
             marks.append(time.time())
             return MetricRecord(metrics)  # type: ignore[arg-type]
 
+        n = len(names)
         strategy = FedAvg(min_train_nodes=n, min_evaluate_nodes=n, min_available_nodes=n)
-        initial = ArrayRecord(model.state_dict())
+        initial, rounds = ArrayRecord(model.state_dict()), settings.rounds
         strategy.start(
-            grid=grid, initial_arrays=initial, num_rounds=settings.rounds, evaluate_fn=evaluate_fn
+            grid=grid, initial_arrays=initial, num_rounds=rounds, evaluate_fn=evaluate_fn
         )
 
     def local(msg: Message, context: Context) -> tuple[str, NodeData, nn.Module]:
@@ -210,8 +199,8 @@ def bare_apps(
     @client.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         _, data, model = local(msg, context)
-        scores = evaluate_model(model, data.x_val, data.y_val, threshold=settings.task.threshold)
-        finite = {k: v for k, v in scores.items() if v == v}
+        scores = evaluate_model(model, data.x_val, data.y_val, threshold=threshold)
+        finite = {k: v for k, v in scores.items() if v == v}  # NaN: one-class validation set
         metrics = MetricRecord({"num-examples": len(data.y_val), **finite})
         return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
 
@@ -234,14 +223,8 @@ def worker(kind: str, spec_path: Path, run_dir: Path) -> None:
         logging.getLogger("flwr").propagate = False
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
         server, client = bare_apps(spec, settings, marks)
-        run_simulation(
-            server_app=server,
-            client_app=client,
-            num_supernodes=n,
-            backend_config=spec["backend"],
-            verbose_logging=False,
-        )
-        round1_start = marks.pop(0)  # the end of the round-0 central evaluation
+        run_simulation(server, client, n, backend_config=spec["backend"])
+        marks.pop(0)  # the round-0 central evaluation, before round 1
     else:
         from fedrisk.server.records import RunRecorder
         from fedrisk.simulations.engine import run_consortium
@@ -255,39 +238,34 @@ def worker(kind: str, spec_path: Path, run_dir: Path) -> None:
             record_round(self, record)
 
         RunRecorder.round = timed  # type: ignore[method-assign]
+        names = spec["institutions"]
         config = build_run_config(
-            settings,
-            run_dir=str(run_dir),
-            data_dir=spec["data_dir"],
-            test_path=spec["test_path"],
-            institutions=spec["institutions"],
+            settings, run_dir=str(run_dir), institutions=names, **spec["paths"]
         )
         cpus = settings.simulation.cpus_per_client
         run_consortium(config, n_institutions=n, cpus_per_client=cpus, verbose=False)
-        round1_start = marks[0] - seconds[0]
-    print(TAG + json.dumps({"marks": marks, "round1_start": round1_start, "seconds": seconds}))
+    print(TAG + json.dumps({"marks": marks, "seconds": seconds}))
 
 
 def spawn(kind: str, spec_path: Path, run_dir: Path, timeout: float) -> dict:
-    """Run one repetition of a Flower variant in a fresh process and time it."""
+    """Run one repetition of a Flower variant in a fresh process group and time it."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind]
+    command += ["--spec", str(spec_path), "--run-dir", str(run_dir)]
     spawned = time.time()
-    done = subprocess.run(
-        [*command, "--spec", str(spec_path), "--run-dir", str(run_dir)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith(TAG)]
-    if done.returncode != 0 or not lines:
-        raise SystemExit(f"{kind} worker failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen(command, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and the Ray processes it started
+        raise SystemExit(f"{kind} worker took more than {timeout:g} s") from None
+    lines = [line for line in stdout.splitlines() if line.startswith(TAG)]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{kind} worker failed ({proc.returncode}):\n{stderr[-3000:]}")
     out = json.loads(lines[-1][len(TAG) :])
-    marks = out["marks"]
-    return {
-        "round_s": [b - a for a, b in itertools.pairwise(marks)],
-        "startup_s": out["round1_start"] - spawned,
-        "jsonl_s": out["seconds"][1:],
-    }
+    rounds = [b - a for a, b in itertools.pairwise(out["marks"])]
+    startup = out["marks"][0] - spawned - statistics.median(rounds)
+    return {"round_s": rounds, "startup_s": startup, "jsonl_s": out["seconds"][1:]}
 
 
 def measure(n: int, args: argparse.Namespace, root: Path) -> dict:
@@ -315,47 +293,46 @@ def measure(n: int, args: argparse.Namespace, root: Path) -> dict:
 
 def spread(values: list[float]) -> str:
     """Format ``median (min–max)``."""
-    if not values:
-        return "—"
-    return f"{statistics.median(values):.3f} ({min(values):.2f}–{max(values):.2f})"
+    med = statistics.median(values) if values else None
+    return "—" if med is None else f"{med:.3f} ({min(values):.2f}–{max(values):.2f})"
 
 
 def report(results: dict, args: argparse.Namespace) -> None:
-    """Print one table of medians over repetitions and the ratios."""
+    """Print medians over repetitions (min–max in brackets) and the ratios of medians."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"seconds per round (rounds 2–{args.rounds}), {args.params} model")
-    for column in ("banks", "variant", "round s", "start-up s", "fedrisk/bare", "vs floor"):
+    title = f"per round (rounds 2–{args.rounds}) and fixed start-up, seconds; {args.params} model"
+    table = Table(title=title)
+    for column in ("banks", "params", "variant", "round", "start-up", "÷ bare", "÷ floor"):
         table.add_column(column, justify="right")
     for n, size in results.items():
-        medians = {v: statistics.median(size[v]["round"]) for v in VARIANTS}
+        med = {v: statistics.median(size[v]["round"]) for v in VARIANTS}
+        verdict = "✓" if med["fedrisk"] <= 1.1 * med["bare"] else "✗ (target 1.1)"
         for v in VARIANTS:
-            ratio = medians["fedrisk"] / medians["bare"]
-            mark = "✓" if ratio <= 1.1 else "✗ > 1.1"
             table.add_row(
-                str(n) if v == "floor" else "",
+                *(str(n), f"{size['parameters']:,}") if v == "floor" else ("", ""),
                 v,
                 spread(size[v]["round"]),
                 spread(size[v]["startup"]),
-                f"{ratio:.2f} {mark}" if v == "fedrisk" else "",
-                f"{medians[v] / medians['floor']:.2f}" if v != "floor" else "1.00",
+                f"{med[v] / med['bare']:.2f}" + (f" {verdict}" if v == "fedrisk" else ""),
+                f"{med[v] / med['floor']:.2f}",
             )
-        table.add_row("", "fedrisk seconds", spread(size["fedrisk"]["jsonl"]), "", "", "")
+        table.add_row("", "", "fedrisk `seconds`", spread(size["fedrisk"]["jsonl"]), *[""] * 3)
         table.add_section()
-    Console().print(table)
+    Console(width=132).print(table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="3,10,30", help="banks per consortium")
+    parser.add_argument("--sizes", default="3,10,30", help="banks per consortium, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant and size")
     parser.add_argument("--rounds", type=int, default=5, help="federated rounds per run")
-    parser.add_argument("--params", choices=sorted(HIDDEN), default="default", help="model")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per run")
+    parser.add_argument("--params", choices=sorted(HIDDEN), default="default", help="MLP size")
+    parser.add_argument("--seed", type=int, default=42, help="data, init and training seed")
+    parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per Flower run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/round_time.json"))
-    parser.add_argument("--work-dir", type=Path, default=None, help="data and run folders")
+    parser.add_argument("--work-dir", type=Path, help="data and run folders (default: a temp dir)")
     parser.add_argument("--worker", choices=["bare", "fedrisk"], help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
@@ -371,8 +348,8 @@ def main() -> None:
     results: dict[int, dict] = {}
     for n in (int(s) for s in args.sizes.split(",")):
         results[n] = measure(n, args, root)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         meta["load_avg_1_5_15"] = os.getloadavg()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     report(results, args)
     print(f"results → {args.out}")

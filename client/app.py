@@ -16,10 +16,15 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from fedrisk.client import private_round
+from fedrisk.client.dp_trainer import train_private
 from fedrisk.client.node_data import NodeData, institution_seed, load_node_data
 from fedrisk.client.trainer import evaluate_model, train_local
+from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
 from fedrisk.models.tabular import build_model, get_weights
+from fedrisk.privacy.accountant import epsilon_spent
+from fedrisk.privacy.calibration import PrivacyPlanError
 from fedrisk.strategies import WEIGHT_KEY, messages
 
 
@@ -78,14 +83,30 @@ def _node_record(setup: NodeSetup) -> ConfigRecord:
 
 
 def query(msg: Message, context: Context) -> Message:
-    """Answer the coordinator's roll call: which institution this node is."""
+    """Answer the coordinator's roll call: which institution this node is.
+
+    Under DP-SGD the node also plans its noise for the whole run here, before
+    round 1, and reports what it has already spent (or refuses to take part).
+    """
     setup = node_setup(context)
-    content = RecordDict(
-        {
-            messages.NODE: _node_record(setup),
-            messages.METRICS: MetricRecord({WEIGHT_KEY: setup.data.n_train}),
-        }
-    )
+    metrics = MetricRecord({WEIGHT_KEY: setup.data.n_train})
+    content = RecordDict({messages.NODE: _node_record(setup), messages.METRICS: metrics})
+    if setup.settings.privacy.mode is PrivacyMode.dpsgd:
+        try:
+            node = private_round.node_privacy(
+                context, setup.settings, setup.data, institution=setup.institution
+            )
+        except PrivacyPlanError as err:
+            content[messages.REFUSAL] = private_round.refusal_record(str(err))
+        else:
+            metrics[messages.EPSILON] = epsilon_spent(
+                node.spent_before,
+                delta=node.budget.delta,
+                accountant=setup.settings.privacy.accountant,
+            )
+            metrics[messages.EPSILON_BUDGET] = node.budget.epsilon
+            metrics[messages.DELTA] = node.budget.delta
+            metrics[messages.NOISE_MULTIPLIER] = node.noise_multiplier
     return Message(content=content, reply_to=msg)
 
 
@@ -97,6 +118,8 @@ def train(msg: Message, context: Context) -> Message:
     server_round = int(messages.number(config, messages.SERVER_ROUND))
     model = _local_model(setup, messages.arrays_of(msg.content))
     mu = messages.number(config, messages.PROXIMAL_MU) if messages.PROXIMAL_MU in config else 0.0
+    if setup.settings.privacy.mode is PrivacyMode.dpsgd:
+        return _train_private(msg, context, setup, model, server_round=server_round, mu=mu)
     result = train_local(
         model,
         setup.data.x_train,
@@ -116,6 +139,71 @@ def train(msg: Message, context: Context) -> Message:
         }
     )
     return Message(content=content, reply_to=msg)
+
+
+def _train_private(
+    msg: Message,
+    context: Context,
+    setup: NodeSetup,
+    model: torch.nn.Module,
+    *,
+    server_round: int,
+    mu: float,
+) -> Message:
+    """One DP-SGD round: gate on the budget, train, sign the ledger, reply."""
+    settings = setup.settings
+    try:
+        node = private_round.node_privacy(
+            context, settings, setup.data, institution=setup.institution
+        )
+    except PrivacyPlanError as err:
+        refusal = private_round.refusal_record(str(err))
+        return Message(content=_refusal_content(setup, refusal), reply_to=msg)
+    decision, planned = private_round.gate(node, settings, setup.data)
+    if not decision.allowed:
+        refusal = private_round.budget_refusal(node, decision)
+        return Message(content=_refusal_content(setup, refusal), reply_to=msg)
+    trained = train_private(
+        model,
+        setup.data.x_train,
+        setup.data.y_train,
+        settings.task.train,
+        private_round.dp_settings(settings.privacy, node.noise_multiplier),
+        seed=institution_seed(settings.seed, setup.institution, server_round),
+        proximal_mu=mu,
+        global_weights=get_weights(model) if mu > 0 else None,
+    )
+    if trained.mechanism != planned:
+        raise RuntimeError(f"{setup.institution}: trained {trained.mechanism}, gated {planned}")
+    arrays = ArrayRecord(model.state_dict())
+    digest = messages.update_digest(arrays)
+    epsilon = private_round.record_round(
+        node, settings, server_round=server_round, mechanism=trained.mechanism, update_sha256=digest
+    )
+    metrics = MetricRecord(
+        {
+            WEIGHT_KEY: trained.result.n_examples,
+            "train_loss": trained.result.loss,
+            messages.EPSILON: epsilon,
+            messages.EPSILON_BUDGET: node.budget.epsilon,
+            messages.DELTA: node.budget.delta,
+            messages.NOISE_MULTIPLIER: node.noise_multiplier,
+        }
+    )
+    content = RecordDict(
+        {messages.ARRAYS: arrays, messages.METRICS: metrics, messages.NODE: _node_record(setup)}
+    )
+    return Message(content=content, reply_to=msg)
+
+
+def _refusal_content(setup: NodeSetup, refusal: ConfigRecord) -> RecordDict:
+    return RecordDict(
+        {
+            messages.NODE: _node_record(setup),
+            messages.REFUSAL: refusal,
+            messages.METRICS: MetricRecord({WEIGHT_KEY: setup.data.n_train}),
+        }
+    )
 
 
 def evaluate(msg: Message, context: Context) -> Message:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fedrisk.data.encoding import TableEncoder
+from fedrisk.data.fingerprint import dataset_fingerprint
 from fedrisk.data.loading import load_table
 from fedrisk.data.schema import TableSchema
 
@@ -33,6 +34,9 @@ class NodeData:
         Rows it evaluates the global model on.
     feature_names : list[str]
         Names of the encoded model inputs.
+    fingerprint : str
+        SHA-256 of the canonical table the node loaded (training and validation
+        rows): the dataset the privacy ledger accounts for.
     """
 
     institution: str
@@ -41,6 +45,7 @@ class NodeData:
     x_val: np.ndarray
     y_val: np.ndarray
     feature_names: list[str]
+    fingerprint: str
 
     @property
     def n_train(self) -> int:
@@ -106,5 +111,6 @@ def load_node_data(
             x_val=x[val],
             y_val=y[val],
             feature_names=list(encoder.feature_names),
+            fingerprint=dataset_fingerprint(table, columns=schema.columns),
         )
     return _CACHE[key]

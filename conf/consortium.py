@@ -23,6 +23,10 @@ class InstitutionConfig:
         Offset on the true default logit at this institution.
     covariate_shift : float (default: 0.0)
         Shift of this institution's borrower features, in standard deviations.
+    epsilon_budget : float | None (default: None)
+        This institution's ε budget; ``None`` uses ``privacy.epsilon_budget``.
+    delta : float | None (default: None)
+        This institution's δ; ``None`` uses ``privacy.delta``.
     """
 
     name: str = field(default=MISSING, metadata={"help": "institution id"})
@@ -33,6 +37,12 @@ class InstitutionConfig:
     )
     label_shift: float = field(default=0.0, metadata={"help": "offset on the default logit"})
     covariate_shift: float = field(default=0.0, metadata={"help": "feature shift in SDs"})
+    epsilon_budget: float | None = field(
+        default=None, metadata={"help": "this institution's ε budget (default: privacy's)"}
+    )
+    delta: float | None = field(
+        default=None, metadata={"help": "this institution's δ (default: privacy's)"}
+    )
 
     def __post_init__(self) -> None:
         if not self.name or not all(c.isalnum() or c in "-_" for c in self.name):
@@ -42,6 +52,15 @@ class InstitutionConfig:
             )
         if self.rows < 1:
             raise ValueError(f"`rows` of institution {self.name} must be positive; got {self.rows}")
+        if self.epsilon_budget is not None and not self.epsilon_budget > 0:
+            raise ValueError(
+                f"`epsilon_budget` of institution {self.name} must be positive; "
+                f"got {self.epsilon_budget}"
+            )
+        if self.delta is not None and not 0.0 < self.delta < 1.0:
+            raise ValueError(
+                f"`delta` of institution {self.name} must be in (0, 1); got {self.delta}"
+            )
         mix = list(self.segment_mix)
         if len(mix) != 3 or min(mix) < 0 or abs(sum(mix) - 1.0) > 1e-6:
             raise ValueError(

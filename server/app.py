@@ -13,6 +13,7 @@ import torch
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
 from fedrisk.models.tabular import build_model
 from fedrisk.server.evaluation import CentralEvaluator, HeldOutSet
@@ -92,7 +93,12 @@ def coordinate(
     result = loop.run(initial)
 
     save_model(run_dir / MODEL_FILE, result.arrays)
-    plot_rounds(read_metrics(run_dir), run_dir)
+    budgets = {
+        name: figures[messages.EPSILON_BUDGET]
+        for name, figures in result.privacy.items()
+        if messages.EPSILON_BUDGET in figures
+    }
+    plot_rounds(read_metrics(run_dir), run_dir, budgets=budgets)
     write_json_atomic(
         run_dir / SUMMARY_FILE,
         {
@@ -102,8 +108,10 @@ def coordinate(
             "global": result.last_central,
             "federated": result.last_federated,
             "institutions": {
-                name: {"n_train": roster.n_train[name]} for name in roster.institutions
+                name: institution_summary(name, roster.n_train[name], result, settings)
+                for name in roster.institutions
             },
+            "refusals": result.refusals,
             "rejected_nodes": {str(k): v for k, v in roster.rejected.items()},
             "seed": settings.seed,
             "strategy": settings.strategy.name.value,
@@ -116,3 +124,23 @@ def coordinate(
 
 
 app = make_server_app()
+
+
+def institution_summary(
+    name: str, n_train: int, result: LoopResult, settings: FedriskConfig
+) -> dict[str, object]:
+    """One institution's entry in ``summary.json`` (privacy figures under DP)."""
+    entry: dict[str, object] = {"n_train": n_train}
+    figures = result.privacy.get(name)
+    if settings.privacy.mode is PrivacyMode.dpsgd and figures is not None:
+        entry.update(
+            epsilon_spent=figures.get(messages.EPSILON),
+            epsilon_budget=figures.get(messages.EPSILON_BUDGET),
+            delta=figures.get(messages.DELTA),
+            noise_multiplier=figures.get(messages.NOISE_MULTIPLIER),
+            accountant=settings.privacy.accountant.value,
+            epsilon_scope="record-level, cumulative over every run on this dataset",
+        )
+    if name in result.refusals:
+        entry["refused"] = result.refusals[name]
+    return entry

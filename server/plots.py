@@ -21,8 +21,10 @@ def _series(rounds: Sequence[dict], section: str, key: str) -> tuple[list[int], 
     return xs, ys
 
 
-def plot_rounds(rounds: Sequence[dict], out_dir: Path) -> list[Path]:
-    """Write ``auc.png`` and ``loss.png`` for the given round records.
+def plot_rounds(
+    rounds: Sequence[dict], out_dir: Path, *, budgets: dict[str, float] | None = None
+) -> list[Path]:
+    """Write ``auc.png``, ``loss.png`` and (under DP) ``epsilon.png``.
 
     Parameters
     ----------
@@ -30,6 +32,8 @@ def plot_rounds(rounds: Sequence[dict], out_dir: Path) -> list[Path]:
         Lines of ``metrics.jsonl``.
     out_dir : Path
         Where the PNG files go.
+    budgets : dict[str, float] | None (default: None)
+        Each institution's ε budget, drawn as a dashed line.
 
     Returns
     -------
@@ -70,4 +74,28 @@ def plot_rounds(rounds: Sequence[dict], out_dir: Path) -> list[Path]:
         fig.savefig(path)
         plt.close(fig)
         written.append(path)
+    if any(record.get("epsilon") for record in rounds):
+        written.append(plot_epsilon(rounds, budgets or {}, out_dir))
     return written
+
+
+def plot_epsilon(rounds: Sequence[dict], budgets: dict[str, float], out_dir: Path) -> Path:
+    """Write ``epsilon.png``: each institution's cumulative ε per round and its budget."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=110)
+    names = sorted({name for record in rounds for name in (record.get("epsilon") or {})})
+    for name in names:
+        xs, ys = _series(rounds, "epsilon", name)
+        (line,) = ax.plot(xs, ys, marker="o", markersize=3, label=name)
+        if name in budgets:
+            ax.axhline(budgets[name], color=line.get_color(), linestyle="--", linewidth=0.8)
+    ax.set_xlabel("round")
+    ax.set_ylabel("cumulative ε (record-level)")
+    ax.set_title("Privacy spent per institution (dashed: budget)")
+    ax.grid(alpha=0.3)
+    if names:
+        ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    path = out_dir / "epsilon.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path

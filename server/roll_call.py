@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flwr.app import Message, MessageType, RecordDict
 from flwr.serverapp import Grid
@@ -23,11 +23,18 @@ class RollCallError(RuntimeError):
 
 @dataclass(frozen=True)
 class Roster:
-    """Who takes part: node ids keyed by institution, and their training rows."""
+    """Who takes part: node ids keyed by institution, and their training rows.
+
+    ``refusals`` lists institutions that answered but declined to train (e.g. their
+    privacy budget is already spent); ``privacy`` holds each institution's opening
+    figures under DP (ε already spent, budget, δ, planned noise multiplier).
+    """
 
     node_of: dict[str, int]
     n_train: dict[str, int]
     rejected: dict[int, str]
+    refusals: dict[str, str] = field(default_factory=dict)
+    privacy: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def institutions(self) -> list[str]:
@@ -72,6 +79,8 @@ def roll_call(
     node_of: dict[str, int] = {}
     n_train: dict[str, int] = {}
     rejected: dict[int, str] = {}
+    refusals: dict[str, str] = {}
+    privacy: dict[str, dict[str, float]] = {}
     deadline = time.monotonic() + timeout
     while True:
         asked = set(node_of.values()) | set(rejected)
@@ -89,7 +98,8 @@ def roll_call(
                     name = messages.text(
                         messages.config_of(reply.content, messages.NODE), messages.INSTITUTION
                     )
-                    rows = int(messages.number(messages.metrics_of(reply.content), WEIGHT_KEY))
+                    metrics = messages.metrics_of(reply.content)
+                    rows = int(messages.number(metrics, WEIGHT_KEY))
                 except messages.MalformedMessage as err:
                     rejected[src] = f"malformed roll-call reply: {err}"
                     continue
@@ -100,6 +110,12 @@ def roll_call(
                 else:
                     node_of[name] = src
                     n_train[name] = rows
+                    if messages.REFUSAL in reply.content.config_records:
+                        refusal = messages.config_of(reply.content, messages.REFUSAL)
+                        refusals[name] = messages.text(refusal, messages.REFUSAL_REASON)
+                    opening = {k: messages.number(metrics, k) for k in metrics if k != WEIGHT_KEY}
+                    if opening:
+                        privacy[name] = opening
         if len(node_of) == len(wanted) or time.monotonic() >= deadline:
             break
         time.sleep(poll)
@@ -111,7 +127,9 @@ def roll_call(
             f"within {timeout:.0f} s (need {minimum}); missing: {', '.join(missing)}"
             + (f"; refused: {reasons}" if reasons else "")
         )
-    return Roster(node_of=node_of, n_train=n_train, rejected=rejected)
+    return Roster(
+        node_of=node_of, n_train=n_train, rejected=rejected, refusals=refusals, privacy=privacy
+    )
 
 
 def _queries(node_ids: Iterable[int]) -> list[Message]:

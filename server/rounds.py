@@ -34,6 +34,8 @@ class LoopResult:
     stop_reason: str
     last_central: dict[str, float] = field(default_factory=dict)
     last_federated: dict[str, float] = field(default_factory=dict)
+    privacy: dict[str, dict[str, float]] = field(default_factory=dict)
+    refusals: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,10 +84,18 @@ class RoundLoop:
         self._recorder = recorder
         self._settings = settings
         self._institution_of = {node: name for name, node in roster.node_of.items()}
+        self._exhausted: dict[str, str] = dict(roster.refusals)
+        self._privacy = {name: dict(figures) for name, figures in roster.privacy.items()}
 
     def run(self, initial: ArrayRecord) -> LoopResult:
         """Train for the configured rounds or until too few institutions can train."""
-        result = LoopResult(arrays=initial, rounds_completed=0, stop_reason="completed")
+        result = LoopResult(
+            arrays=initial,
+            rounds_completed=0,
+            stop_reason="completed",
+            privacy=self._privacy,
+            refusals=self._exhausted,
+        )
         columns = (
             TextColumn("[bold]federated rounds"),
             BarColumn(),
@@ -106,31 +116,55 @@ class RoundLoop:
 
     def _round(self, server_round: int, result: LoopResult) -> str | None:
         started = time.perf_counter()
-        view = EligibleGrid(
-            self._grid, [self._roster.node_of[i] for i in self._roster.institutions]
-        )
-        if len(view.get_node_ids()) < self._settings.min_train_nodes:  # type: ignore[arg-type]
-            return f"fewer than {self._settings.min_train_nodes} institutions can train"
+        eligible = [i for i in self._roster.institutions if i not in self._exhausted]
+        if len(eligible) < self._settings.min_train_nodes:
+            return (
+                f"before round {server_round}: only {len(eligible)} institutions can still "
+                f"train (need {self._settings.min_train_nodes}); "
+                + "; ".join(f"{k} refused: {v}" for k, v in sorted(self._exhausted.items()))
+            )
+        view = EligibleGrid(self._grid, [self._roster.node_of[i] for i in eligible])
 
         view.seed_sampling(self._settings.seed, server_round, TRAIN_STAGE)
         sent = list(
             self._strategy.configure_train(server_round, result.arrays, ConfigRecord(), view)  # type: ignore[arg-type]
         )
         replies = self._exchange(sent)
-        ok = [r for r in replies if not r.has_error()]
+        refused = {
+            self._name(r): messages.text(
+                messages.config_of(r.content, messages.REFUSAL), messages.REFUSAL_REASON
+            )
+            for r in replies
+            if not r.has_error() and messages.REFUSAL in r.content.config_records
+        }
+        self._exhausted.update(refused)
+        answered = [r for r in replies if not r.has_error() and self._name(r) not in refused]
+        ok = [r for r in answered if messages.ARRAYS in r.content.array_records]
         failures = self._failures(sent, replies)
+        failures.update({self._name(r): "reply carried no update" for r in answered if r not in ok})
+        updates = {self._name(r): messages.update_digest(messages.arrays_of(r.content)) for r in ok}
+        for reply in ok:
+            self._note_privacy(reply)
         record: dict[str, object] = {
             "round": server_round,
             "selected": sorted(self._institution_of[m.metadata.dst_node_id] for m in sent),
             "trained": sorted(self._name(r) for r in ok),
+            "refusals": refused,
             "failures": failures,
+            "update_sha256": updates,
         }
+        if self._privacy:
+            record["epsilon"] = {
+                k: v.get(messages.EPSILON) for k, v in sorted(self._privacy.items())
+            }
         if len(ok) < self._settings.min_train_nodes:
             record["aggregated"] = False
             self._recorder.round(record)
+            why = [f"{k} refused: {v}" for k, v in refused.items()]
+            why += [f"{k}: {v}" for k, v in failures.items()]
             return (
                 f"round {server_round}: only {len(ok)} institutions returned an update "
-                f"(need {self._settings.min_train_nodes})"
+                f"(need {self._settings.min_train_nodes})" + ("; " + "; ".join(why) if why else "")
             )
         arrays, train_metrics = self._strategy.aggregate_train(server_round, ok)
         if arrays is None:
@@ -167,6 +201,21 @@ class RoundLoop:
         replies = self._grid.send_and_receive(sent, timeout=self._settings.timeout)
         known = [r for r in replies if r.metadata.src_node_id in self._institution_of]
         return sorted(known, key=lambda r: self._institution_of[r.metadata.src_node_id])
+
+    def _note_privacy(self, reply: Message) -> None:
+        metrics = messages.metrics_of(reply.content)
+        figures = {
+            key: messages.number(metrics, key)
+            for key in (
+                messages.EPSILON,
+                messages.EPSILON_BUDGET,
+                messages.DELTA,
+                messages.NOISE_MULTIPLIER,
+            )
+            if key in metrics
+        }
+        if figures:
+            self._privacy.setdefault(self._name(reply), {}).update(figures)
 
     def _name(self, reply: Message) -> str:
         return self._institution_of[reply.metadata.src_node_id]

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedrisk.conf.root import ConfigError, FedriskConfig, load_settings, register_configs
 from fedrisk.data.errors import DataValidationError
+from fedrisk.privacy.ledger import LedgerTampered
 from fedrisk.server.roll_call import RollCallError
 from fedrisk.strategies.messages import build_run_config
 
@@ -49,7 +50,13 @@ def simulate(argv: Sequence[str]) -> int:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             run_simulation_job(cfg, run_dir)
-        except (ConfigError, DataValidationError, RollCallError, SimulationError) as err:
+        except (
+            ConfigError,
+            DataValidationError,
+            RollCallError,
+            SimulationError,
+            LedgerTampered,
+        ) as err:
             print(f"fedrisk simulate: {err}", file=sys.stderr)
             sys.exit(EXIT_USAGE)
 
@@ -92,9 +99,15 @@ def run_simulation_job(cfg: DictConfig, run_dir: Path) -> dict:
     import torch
     from rich.console import Console
 
+    from fedrisk.conf.privacy import PrivacyMode
     from fedrisk.simulations.baselines import run_baselines
-    from fedrisk.simulations.consortium import build_consortium, resolve_schema
+    from fedrisk.simulations.consortium import (
+        build_consortium,
+        institution_profiles,
+        resolve_schema,
+    )
     from fedrisk.simulations.engine import run_consortium
+    from fedrisk.simulations.provision import collect_ledgers, provision
     from fedrisk.simulations.report import merge_summary, print_comparison
 
     settings = resolve_schema(load_settings(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
@@ -109,12 +122,18 @@ def run_simulation_job(cfg: DictConfig, run_dir: Path) -> dict:
         f"{settings.strategy.name.value}, privacy {settings.privacy.mode.value}, "
         f"{settings.rounds} rounds, seed {settings.seed} → {run_dir}"
     )
+    provisioned = None
+    if settings.privacy.mode is PrivacyMode.dpsgd:
+        profiles = institution_profiles(settings.consortium, seed=settings.seed)
+        provisioned = provision(settings, profiles, run_dir=run_dir)
     run_config = build_run_config(
         settings,
         run_dir=str(run_dir),
         data_dir=str(built.data_dir),
         test_path=str(built.test_path),
         institutions=built.institutions,
+        manifest=str(provisioned.manifest_path) if provisioned else "",
+        state_dir=str(provisioned.state_dir) if provisioned else "",
     )
     run_consortium(
         run_config,
@@ -125,6 +144,7 @@ def run_simulation_job(cfg: DictConfig, run_dir: Path) -> dict:
     if not (run_dir / "summary.json").exists():
         raise SimulationError(f"the federation ended without a summary; see the log in {run_dir}")
     federated_seconds = time.perf_counter() - started
+    ledgers = collect_ledgers(provisioned, run_dir) if provisioned else {}
     baselines = None
     if settings.simulation.baselines:
         torch.set_num_threads(os.cpu_count() or 1)
@@ -133,10 +153,16 @@ def run_simulation_job(cfg: DictConfig, run_dir: Path) -> dict:
     summary = merge_summary(
         run_dir,
         baselines,
+        ledgers,
         {
             "consortium": settings.consortium.name,
             "task": settings.task.name,
             "seeded": True,
+            "randomness": (
+                settings.privacy.noise_source.value
+                if settings.privacy.mode is PrivacyMode.dpsgd
+                else "seeded"
+            ),
             "seconds": {"federation": federated_seconds, "total": time.perf_counter() - started},
         },
     )

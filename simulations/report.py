@@ -15,11 +15,18 @@ from fedrisk.simulations.baselines import Baselines
 _COLUMNS = (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("ks", "KS"), ("brier", "Brier"))
 
 
-def merge_summary(run_dir: Path, baselines: Baselines | None, extra: dict[str, object]) -> dict:
-    """Add the baselines and run facts to the server's ``summary.json``."""
+def merge_summary(
+    run_dir: Path,
+    baselines: Baselines | None,
+    ledgers: dict[str, dict[str, object]],
+    extra: dict[str, object],
+) -> dict:
+    """Add the baselines, verified ledgers and run facts to the server's ``summary.json``."""
     path = run_dir / SUMMARY_FILE
     summary = json.loads(path.read_text())
     summary.update(extra)
+    for name, facts in ledgers.items():
+        summary["institutions"].setdefault(name, {}).update(facts, ledger_verified=True)
     if baselines is not None:
         summary["pooled"] = baselines.pooled
         summary["local_only"] = baselines.local_only
@@ -58,6 +65,8 @@ def print_comparison(summary: dict, console: Console | None = None) -> None:
     if summary.get("oracle_auc") is not None:
         row("oracle (true default prob.)", "", {"auc": summary["oracle_auc"]}, "dim")
     console.print(table)
+    if summary.get("privacy") == "dpsgd":
+        print_privacy(summary, console)
     if summary.get("stop_reason") != "completed":
         console.print(f"[yellow]run stopped early: {summary['stop_reason']}[/yellow]")
     comparison = summary.get("comparison")
@@ -74,3 +83,30 @@ def _fmt(value: object) -> str:
     if isinstance(value, int | float) and math.isfinite(float(value)):
         return f"{float(value):.4f}"
     return "–"
+
+
+def print_privacy(summary: dict, console: Console) -> None:
+    """Print each institution's cumulative record-level ε against its budget."""
+    table = Table(title="Record-level privacy per institution (cumulative ε, all runs)")
+    for title in ("institution", "ε spent", "ε budget", "δ", "noise σ/C", "ledger", "status"):
+        table.add_column(title, justify="left" if title in ("institution", "status") else "right")
+    for name, entry in summary["institutions"].items():
+        spent, budget = entry.get("epsilon_spent"), entry.get("epsilon_budget")
+        status = "refused: " + entry["refused"] if "refused" in entry else "within budget"
+        table.add_row(
+            name,
+            _fmt(spent),
+            _fmt(budget),
+            f"{entry['delta']:.0e}" if entry.get("delta") else "–",
+            _fmt(entry.get("noise_multiplier")),
+            f"{entry.get('ledger_entries', 0)} entries, verified"
+            if entry.get("ledger_verified")
+            else "–",
+            status,
+        )
+    console.print(table)
+    accountants = {e.get("accountant") for e in summary["institutions"].values()} - {None}
+    console.print(
+        f"ε by the {', '.join(sorted(accountants)) or '?'} accountant from each signed ledger; "
+        f"randomness: {summary.get('randomness', '?')}"
+    )

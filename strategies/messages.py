@@ -5,9 +5,11 @@ Both the ServerApp and the ClientApp import these, so a record key is spelled on
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from fedrisk.conf.root import RUN_CONFIG_KEY, FedriskConfig, settings_to_json
@@ -25,15 +27,30 @@ PROXIMAL_MU = "proximal-mu"
 #: Keys inside the ``node`` ConfigRecord every reply carries.
 INSTITUTION = "institution"
 
+#: A reply that declines to train carries this ConfigRecord instead of arrays.
+REFUSAL = "refusal"
+REFUSAL_REASON = "reason"
+
+#: Privacy figures in a reply's MetricRecord.
+EPSILON = "epsilon"
+EPSILON_BUDGET = "epsilon-budget"
+DELTA = "delta"
+NOISE_MULTIPLIER = "noise-multiplier"
+UPDATE_SHA256 = "update-sha256"
+
 #: Keys of Flower's ``run_config`` (besides the fedrisk configuration itself).
 RUN_DIR = "run-dir"
 DATA_DIR = "data-dir"
 TEST_PATH = "test-path"
 INSTITUTIONS = "institutions"
+MANIFEST = "manifest"
+STATE_DIR = "state-dir"
 
 #: Keys of a node's ``node_config`` in deployment.
 NODE_INSTITUTION = "institution"
 NODE_DATA_PATH = "data-path"
+NODE_STATE_DIR = "state-dir"
+NODE_MANIFEST = "manifest"
 #: Key Flower's simulation engine sets in every virtual node's ``node_config``.
 PARTITION_ID = "partition-id"
 
@@ -45,14 +62,22 @@ def build_run_config(
     data_dir: str,
     test_path: str,
     institutions: Sequence[str],
+    manifest: str = "",
+    state_dir: str = "",
 ) -> dict[str, str]:
-    """Assemble the ``run_config`` a ServerApp and its ClientApps start from."""
+    """Assemble the ``run_config`` a ServerApp and its ClientApps start from.
+
+    ``manifest`` (the consortium's public keys and budgets) and ``state_dir`` (where
+    simulated institutions keep keys and ledgers) are empty without DP.
+    """
     return {
         RUN_CONFIG_KEY: settings_to_json(settings),
         RUN_DIR: run_dir,
         DATA_DIR: data_dir,
         TEST_PATH: test_path,
         INSTITUTIONS: json.dumps(list(institutions)),
+        MANIFEST: manifest,
+        STATE_DIR: state_dir,
     }
 
 
@@ -110,3 +135,22 @@ def text(record: ConfigRecord, key: str) -> str:
     if not isinstance(value, str):
         raise MalformedMessage(f"`{key}` must be a string; got {value!r}")
     return value
+
+
+#: Domain-separation label of update digests (ledger ``update_sha256``, server record).
+UPDATE_DIGEST_LABEL = b"fedrisk/update-digest/v1"
+
+
+def update_digest(arrays: ArrayRecord) -> str:
+    """SHA-256 of an update: every array's name, dtype, shape and bytes, in name order.
+
+    Both ends compute it: the institution signs it into its ledger, the coordinator
+    records it for what it received, and the auditor compares the two.
+    """
+    digest = hashlib.sha256(UPDATE_DIGEST_LABEL + b"\x00")
+    for name in sorted(arrays.keys()):
+        array = np.ascontiguousarray(arrays[name].numpy())
+        header = f"{name}|{array.dtype.str}|{','.join(map(str, array.shape))}|".encode()
+        digest.update(len(header).to_bytes(4, "big") + header)
+        digest.update(array.tobytes())
+    return digest.hexdigest()

@@ -1,0 +1,228 @@
+"""Record-level DP at the institution: plan, gate, train, and sign the ledger.
+
+The ledger on the node's disk is the source of truth for what the institution has
+spent: it is replayed at every message, across rounds and across runs on the same
+dataset. The noise multiplier is calibrated once per run (at the roll call, before
+round 1) for the whole planned run and cached in the node's ``Context.state``.
+Before each round the node projects the round's cost; if it would exceed the budget
+it does not train and replies with a refusal that says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flwr.app import ConfigRecord, Context
+
+from fedrisk.client.dp_trainer import (
+    DPSettings,
+    GradSampleMode,
+    NoiseSource,
+    planned_mechanism,
+    steps_per_round,
+)
+from fedrisk.client.node_data import NodeData
+from fedrisk.conf.privacy import PrivacyConfig
+from fedrisk.conf.root import FedriskConfig
+from fedrisk.privacy.accountant import accountant_version, epsilon_spent
+from fedrisk.privacy.budget import (
+    Budget,
+    BudgetDecision,
+    PrivacyConfigError,
+    check_delta,
+    gate_round,
+)
+from fedrisk.privacy.calibration import calibrate_noise
+from fedrisk.privacy.ledger import LedgerWriter, history, ledger_path
+from fedrisk.privacy.manifest import ConsortiumManifest
+from fedrisk.privacy.mechanism import PoissonGaussian
+from fedrisk.secure.signing import load_private_key
+from fedrisk.strategies import messages
+
+SIGNING_KEY_FILE = "signing_key.pem"
+_PLAN_RECORD = "fedrisk-dp-plan"
+
+
+@dataclass(frozen=True)
+class NodePrivacy:
+    """An institution's privacy position at the start of a message."""
+
+    institution: str
+    budget: Budget
+    ledger: LedgerWriter
+    run_id: str
+    noise_multiplier: float
+
+    @property
+    def spent_before(self) -> list[PoissonGaussian]:
+        """Every mechanism the ledger holds (all runs on this dataset)."""
+        return history(self.ledger.entries)
+
+
+def node_privacy(
+    context: Context, settings: FedriskConfig, data: NodeData, *, institution: str
+) -> NodePrivacy:
+    """Open the institution's key, budget and ledger, and its noise plan for this run.
+
+    Raises
+    ------
+    fedrisk.privacy.budget.PrivacyConfigError
+        If δ exceeds 1 / (training rows).
+    fedrisk.privacy.calibration.PrivacyPlanError
+        If the target cannot be met (e.g. already spent).
+    fedrisk.privacy.ledger.LedgerTampered
+        If the institution's own ledger does not verify.
+    """
+    state_dir, manifest_path = _locations(context, institution)
+    manifest = ConsortiumManifest.load(manifest_path)
+    record = next(r for r in manifest.institutions if r.name == institution)
+    budget = Budget(epsilon=record.budget_epsilon, delta=record.budget_delta)
+    check_delta(budget.delta, n_records=data.n_train, institution=institution)
+    key = load_private_key(state_dir / SIGNING_KEY_FILE)
+    ledger = LedgerWriter(
+        ledger_path(state_dir, institution=institution, dataset_fingerprint=data.fingerprint),
+        signing_key=key,
+        institution=institution,
+        dataset_fingerprint=data.fingerprint,
+    )
+    accountant = settings.privacy.accountant.value
+    if ledger.entries and ledger.entries[-1].accountant != accountant:
+        raise PrivacyConfigError(
+            f"{institution}'s ledger accounts with {ledger.entries[-1].accountant}; "
+            f"`privacy.accountant` must stay {ledger.entries[-1].accountant} for this dataset; "
+            f"got {accountant}"
+        )
+    run_id = str(context.run_id)
+    noise = _cached_plan(context, run_id)
+    if noise is None:
+        prior = [e.mechanism_obj for e in ledger.entries if e.run_id != run_id]
+        noise = plan_noise(settings, data.n_train, budget, prior=prior)
+        context.state[_PLAN_RECORD] = ConfigRecord({"run-id": run_id, "noise-multiplier": noise})
+    return NodePrivacy(
+        institution=institution, budget=budget, ledger=ledger, run_id=run_id, noise_multiplier=noise
+    )
+
+
+def plan_noise(
+    settings: FedriskConfig, n_train: int, budget: Budget, *, prior: list[PoissonGaussian]
+) -> float:
+    """Noise multiplier for the whole planned run (or the configured fixed one).
+
+    The plan is ``rounds`` rounds of ``epochs × ⌊1/q⌋`` steps at ``q = batch / n``,
+    composed after everything ``prior`` already spent, to end at the target ε
+    (``privacy.target_epsilon``, or the budget when unset, whichever is lower).
+    """
+    privacy = settings.privacy
+    if privacy.noise_multiplier is not None:
+        return privacy.noise_multiplier
+    target = min(privacy.target_epsilon or budget.epsilon, budget.epsilon)
+    spec = settings.task.train
+    return calibrate_noise(
+        target_epsilon=target,
+        delta=budget.delta,
+        sample_rate=min(1.0, spec.batch_size / n_train),
+        steps=settings.rounds * steps_per_round(spec, n_train),
+        accountant=privacy.accountant,
+        prior=prior,
+        max_grad_norm=privacy.max_grad_norm,
+    )
+
+
+def dp_settings(privacy: PrivacyConfig, noise_multiplier: float) -> DPSettings:
+    """Trainer settings from the privacy config and the planned noise."""
+    return DPSettings(
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=privacy.max_grad_norm,
+        noise_source=NoiseSource(privacy.noise_source.value),
+        grad_sample_mode=GradSampleMode(privacy.grad_sample_mode.value),
+    )
+
+
+def gate(
+    node: NodePrivacy, settings: FedriskConfig, data: NodeData
+) -> tuple[BudgetDecision, PoissonGaussian]:
+    """Project this round's cost against the budget before any training."""
+    planned = planned_mechanism(
+        settings.task.train, data.n_train, dp_settings(settings.privacy, node.noise_multiplier)
+    )
+    decision = gate_round(
+        node.spent_before,
+        planned,
+        budget=node.budget,
+        accountant=settings.privacy.accountant,
+        institution=node.institution,
+    )
+    return decision, planned
+
+
+def refusal_record(reason: str, **figures: float) -> ConfigRecord:
+    """Build the typed refusal a node sends instead of an update."""
+    return ConfigRecord({messages.REFUSAL_REASON: reason, **figures})
+
+
+def budget_refusal(node: NodePrivacy, decision: BudgetDecision) -> ConfigRecord:
+    """Build the refusal for a round whose projected cost exceeds the budget."""
+    return refusal_record(
+        f"{node.institution}: this round would take ε from {decision.spent:.4f} to "
+        f"{decision.projected:.4f}, over its budget {node.budget.epsilon:g}",
+        spent=decision.spent,
+        projected=decision.projected,
+        budget_epsilon=node.budget.epsilon,
+    )
+
+
+def record_round(
+    node: NodePrivacy,
+    settings: FedriskConfig,
+    *,
+    server_round: int,
+    mechanism: PoissonGaussian,
+    update_sha256: str,
+) -> float:
+    """Append the round's signed ledger entry; return the cumulative ε it records."""
+    accountant = settings.privacy.accountant
+    epsilon = epsilon_spent(
+        [*node.spent_before, mechanism], delta=node.budget.delta, accountant=accountant
+    )
+    node.ledger.append(
+        run_id=node.run_id,
+        round=server_round,
+        mechanism=mechanism,
+        delta=node.budget.delta,
+        accountant=accountant.value,
+        epsilon=epsilon,
+        budget_epsilon=node.budget.epsilon,
+        budget_delta=node.budget.delta,
+        update_sha256=update_sha256,
+        extras={
+            "accountant_library": accountant_version(accountant),
+            "randomness": settings.privacy.noise_source.value,
+        },
+    )
+    return epsilon
+
+
+def _cached_plan(context: Context, run_id: str) -> float | None:
+    record = context.state.config_records.get(_PLAN_RECORD)
+    if record is None or record.get("run-id") != run_id:
+        return None
+    return messages.number(record, "noise-multiplier")
+
+
+def _locations(context: Context, institution: str) -> tuple[Path, Path]:
+    """Return the node's state folder and the consortium manifest path."""
+    node_config = context.node_config
+    if messages.NODE_STATE_DIR in node_config:
+        return (
+            Path(str(node_config[messages.NODE_STATE_DIR])),
+            Path(str(node_config[messages.NODE_MANIFEST])),
+        )
+    state_root = str(context.run_config.get(messages.STATE_DIR, ""))
+    manifest = str(context.run_config.get(messages.MANIFEST, ""))
+    if not state_root or not manifest:
+        raise ValueError(
+            "privacy=dpsgd needs the institution's state folder and the consortium manifest; "
+            f"got state-dir={state_root!r}, manifest={manifest!r}"
+        )
+    return Path(state_root) / institution, Path(manifest)

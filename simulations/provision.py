@@ -1,0 +1,102 @@
+"""Provision a simulated consortium for DP: each bank's signing key, the manifest, ledgers.
+
+Each simulated institution gets a folder of its own (its private Ed25519 key, mode
+0600, and its ledgers); the public manifest (names, public keys, budgets) goes in the
+run directory. After the run, every ledger is verified against the manifest and a
+copy is kept in ``ledgers/`` of the run directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedrisk.client.private_round import SIGNING_KEY_FILE
+from fedrisk.conf.consortium import InstitutionConfig
+from fedrisk.conf.root import FedriskConfig
+from fedrisk.privacy.ledger import read_ledger
+from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
+from fedrisk.secure.signing import (
+    generate_signing_key,
+    load_private_key,
+    public_key_text,
+    save_private_key,
+)
+
+MANIFEST_FILE = "consortium.json"
+LEDGERS_DIR = "ledgers"
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """Where a simulated consortium's privacy material lives."""
+
+    state_dir: Path
+    manifest_path: Path
+    manifest: ConsortiumManifest
+
+
+def provision(
+    settings: FedriskConfig,
+    institutions: Sequence[InstitutionConfig],
+    *,
+    run_dir: Path,
+) -> Provisioned:
+    """Create (or reuse) each institution's key and write the consortium manifest.
+
+    Keys already in ``privacy.state_dir`` are reused, so repeated runs on the same
+    data keep one identity and one ledger per institution.
+    """
+    state_dir = Path(settings.privacy.state_dir or run_dir / "institutions").resolve()
+    records = []
+    for inst in institutions:
+        folder = state_dir / inst.name
+        folder.mkdir(parents=True, exist_ok=True)
+        key_file = folder / SIGNING_KEY_FILE
+        if not key_file.exists():
+            save_private_key(generate_signing_key(), key_file)
+        public = public_key_text(load_private_key(key_file).public_key())
+        records.append(
+            InstitutionRecord(
+                name=inst.name,
+                public_key=public,
+                budget_epsilon=inst.epsilon_budget or settings.privacy.epsilon_budget,
+                budget_delta=inst.delta or settings.privacy.delta,
+            )
+        )
+    manifest = ConsortiumManifest(name=settings.consortium.name, institutions=tuple(records))
+    manifest_path = run_dir / MANIFEST_FILE
+    manifest.save(manifest_path)
+    return Provisioned(state_dir=state_dir, manifest_path=manifest_path, manifest=manifest)
+
+
+def collect_ledgers(provisioned: Provisioned, run_dir: Path) -> dict[str, dict[str, object]]:
+    """Verify every institution's ledgers and copy them into ``run_dir/ledgers``.
+
+    Returns
+    -------
+    dict[str, dict[str, object]]
+        Per institution: ``ledger`` (path relative to the run directory) and
+        ``ledger_entries``.
+
+    Raises
+    ------
+    fedrisk.privacy.ledger.LedgerTampered
+        If a ledger does not verify.
+    """
+    out = run_dir / LEDGERS_DIR
+    out.mkdir(exist_ok=True)
+    found: dict[str, dict[str, object]] = {}
+    for record in provisioned.manifest.institutions:
+        for path in sorted((provisioned.state_dir / record.name).glob("ledger-*.jsonl")):
+            entries = read_ledger(path, provisioned.manifest.public_key(record.name))
+            copy = out / path.name
+            if path.resolve() != copy.resolve():
+                shutil.copy2(path, copy)
+            found[record.name] = {
+                "ledger": f"{LEDGERS_DIR}/{path.name}",
+                "ledger_entries": len(entries),
+            }
+    return found
