@@ -331,7 +331,9 @@ def main() -> None:
     parser.add_argument("--params", choices=sorted(HIDDEN), default="default", help="MLP size")
     parser.add_argument("--seed", type=int, default=42, help="data, init and training seed")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per Flower run")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/round_time.json"))
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results/round_time.json"
+    )
     parser.add_argument("--work-dir", type=Path, help="data and run folders (default: a temp dir)")
     parser.add_argument("--worker", choices=["bare", "fedrisk"], help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)

@@ -88,20 +88,18 @@ def _fmt(value: object) -> str:
 def print_privacy(summary: dict, console: Console) -> None:
     """Print each institution's cumulative record-level ε against its budget."""
     table = Table(title="Record-level privacy per institution (cumulative ε, all runs)")
-    for title in ("institution", "ε spent", "ε budget", "δ", "noise σ/C", "ledger", "status"):
-        table.add_column(title, justify="left" if title in ("institution", "status") else "right")
+    for title in ("bank", "ε spent", "ε budget", "δ", "σ/C", "ledger", "status"):
+        table.add_column(title, justify="left" if title in ("bank", "status") else "right")
     for name, entry in summary["institutions"].items():
         spent, budget = entry.get("epsilon_spent"), entry.get("epsilon_budget")
-        status = "refused: " + entry["refused"] if "refused" in entry else "within budget"
+        status = "refused (see summary.json)" if "refused" in entry else "within budget"
         table.add_row(
             name,
             _fmt(spent),
             _fmt(budget),
             f"{entry['delta']:.0e}" if entry.get("delta") else "–",
             _fmt(entry.get("noise_multiplier")),
-            f"{entry.get('ledger_entries', 0)} entries, verified"
-            if entry.get("ledger_verified")
-            else "–",
+            f"{entry.get('ledger_entries', 0)} ✓" if entry.get("ledger_verified") else "–",
             status,
         )
     console.print(table)
