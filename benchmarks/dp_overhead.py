@@ -228,16 +228,18 @@ def time_model(name: str, data: Data, args: argparse.Namespace) -> dict:
     runs = {k: v for k, v in VARIANTS.items() if "error" not in correctness.get(k, {})}
     dp = DPSettings(args.noise_multiplier, 1.0, NoiseSource(args.noise_source))
     times: dict[str, list[float]] = {k: [] for k in runs}
+    cpu: dict[str, list[float]] = {k: [] for k in runs}  # robust to other processes' load
     extras: dict[str, list[dict]] = {k: [] for k in runs}
     for rep in range(args.repeats + 1):  # rep 0 is the warm-up
         for variant, run in runs.items():
             model = build_model(spec, n_inputs, seed=args.seed)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             extra = run(model, data, train, dp, args.seed + rep)
             if rep:
                 times[variant].append(time.perf_counter() - started)
+                cpu[variant].append(time.process_time() - cpu_started)
                 extras[variant].append(extra)
-    plain = statistics.median(times["plain"])
+    plain, plain_cpu = statistics.median(times["plain"]), statistics.median(cpu["plain"])
     result: dict = {"hidden": HIDDEN[name], "variants": {}}
     result["parameters"] = count_parameters(build_model(spec, n_inputs, seed=0))
     for variant in VARIANTS:
@@ -246,6 +248,10 @@ def time_model(name: str, data: Data, args: argparse.Namespace) -> dict:
             t = times[variant]
             entry |= {"seconds": t, "median_s": statistics.median(t), "min_s": min(t)}
             entry |= {"max_s": max(t), "ratio_to_plain": statistics.median(t) / plain}
+            entry |= {
+                "cpu_s": cpu[variant],
+                "cpu_ratio": statistics.median(cpu[variant]) / plain_cpu,
+            }
             for key in extras[variant][0]:
                 entry[f"median_{key}"] = statistics.median(e[key] for e in extras[variant])
         if "relative" in entry.get("correctness", {}):
@@ -264,7 +270,8 @@ def report(results: dict, target: float) -> None:
     from rich.table import Table
 
     table = Table(title="one round of local training, seconds: median of runs (min–max)")
-    for column in ("model (params)", "variant", "median", "min–max", "÷ plain", "max|Δw|", "rel"):
+    columns = ("model (params)", "variant", "median", "min–max", "÷ plain", "CPU ÷", "max|Δw|")
+    for column in (*columns, "rel"):
         table.add_column(column, justify="right")
     for name, res in results.items():
         best = res["fastest_correct"]
@@ -272,10 +279,11 @@ def report(results: dict, target: float) -> None:
             label = f"{name} ({res['parameters']:,})" if i == 0 else ""
             check = e.get("correctness", {})
             if "error" in check:
-                table.add_row(label, variant, f"[red]skipped: {check['error']}", *[""] * 4)
+                table.add_row(label, variant, f"[red]skipped: {check['error']}", *[""] * 5)
                 continue
             cells = [f"{e['median_s']:.3f}", f"{e['min_s']:.3f}–{e['max_s']:.3f}"]
             cells.append(f"{e['ratio_to_plain']:.2f}" + (" ★" if variant == best["mode"] else ""))
+            cells.append(f"{e['cpu_ratio']:.2f}")
             if "median_epsilon_s" in e:
                 ms = 1e3 * (e["median_engine_s"] + e["median_epsilon_s"])
                 cells[0] += f" (engine + ε: {ms:.0f} ms)"
@@ -286,11 +294,13 @@ def report(results: dict, target: float) -> None:
         for key in ("fastest_correct", "fastest_in_fedrisk"):
             mode, ratio = res[key]["mode"], res[key]["ratio_to_plain"]
             verdict = f"{'meets' if ratio <= target else 'misses'} ≤ {target:g}×"
-            row = [key.replace("_", " ") + f": {mode}", "", "", f"{ratio:.2f}", verdict, ""]
+            cpu = f"{res['variants'][mode]['cpu_ratio']:.2f}"
+            row = [key.replace("_", " ") + f": {mode}", "", "", f"{ratio:.2f}", cpu, verdict, ""]
             table.add_row("", *row, end_section=key == "fastest_in_fedrisk")
     Console(width=140).print(table)
-    print("max|Δw|, rel: final weights against hooks (noise 1e-8, same seed); rel = over the")
-    print("largest weight change. ★ fastest correct. * ghost: benchmark-side loop, not fedrisk.")
+    print("÷ plain: ratio of wall-clock medians; CPU ÷: of process CPU-time medians. max|Δw|,")
+    print("rel: final weights against hooks (noise 1e-8, same seed), rel over the largest weight")
+    print("change. ★ fastest correct. * ghost: a benchmark-side loop, not in fedrisk.")
 
 
 def main() -> None:

@@ -13,14 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import (
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
 
 from fedrisk.client import private_round
 from fedrisk.client.dp_trainer import train_private
 from fedrisk.client.node_data import NodeData, institution_seed, load_node_data
 from fedrisk.client.trainer import evaluate_model, train_local
-from fedrisk.conf.privacy import PrivacyMode
+from fedrisk.conf.privacy import ClippingSide, PrivacyMode
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
 from fedrisk.models.tabular import build_model, get_weights
 from fedrisk.privacy.accountant import epsilon_spent
@@ -133,7 +142,7 @@ def train(msg: Message, context: Context) -> Message:
         {
             messages.ARRAYS: ArrayRecord(model.state_dict()),
             messages.METRICS: MetricRecord(
-                {WEIGHT_KEY: result.n_examples, "train_loss": result.loss}
+                {WEIGHT_KEY: _weight(setup, result.n_examples), "train_loss": result.loss}
             ),
             messages.NODE: _node_record(setup),
         }
@@ -224,6 +233,29 @@ def evaluate(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
+def _weight(setup: NodeSetup, n_examples: int) -> int:
+    """FedAvg weight of an update: its rows, or 1 under institution-level DP.
+
+    Flower's accounted DP-FedAvg (``privacy=central``) requires uniform weights.
+    """
+    return 1 if setup.settings.privacy.mode is PrivacyMode.central else n_examples
+
+
+def central_clipping_mod(
+    msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
+) -> Message:
+    """Apply Flower's ``fixedclipping_mod`` when the run clips at the institution."""
+    if msg.metadata.message_type == MessageType.TRAIN:
+        settings = settings_from_run_config(context.run_config)
+        privacy = settings.privacy
+        if (
+            privacy.mode is PrivacyMode.central
+            and privacy.central_clipping_side is ClippingSide.client
+        ):
+            return fixedclipping_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
 def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     """Build the fedrisk ClientApp.
 
@@ -235,6 +267,7 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
         because ``flwr.simulation.run_simulation`` has no run-config argument.
     """
     mods = [] if run_config is None else [_run_config_mod(dict(run_config))]
+    mods.append(central_clipping_mod)
     client = ClientApp(mods=mods)
     client.query()(query)
     client.train()(train)

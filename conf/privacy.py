@@ -13,6 +13,14 @@ class PrivacyMode(str, Enum):
 
     none = "none"
     dpsgd = "dpsgd"
+    central = "central"
+
+
+class ClippingSide(str, Enum):
+    """Where institution-level DP (``privacy=central``) clips each update."""
+
+    server = "server"
+    client = "client"
 
 
 class NoiseSourceName(str, Enum):
@@ -62,6 +70,15 @@ class PrivacyConfig:
         Where each simulated institution keeps its signing key and ledgers. ``None``
         gives every run fresh institutions (under the run directory); set a path to
         let repeated runs on the same data compose their spending.
+    central_noise_multiplier : float (default: 1.0)
+        ``privacy=central`` (institution-level DP-FedAvg, Flower's wrappers): Gaussian
+        noise std on the aggregate over the clipping norm.
+    central_clipping_norm : float (default: 1.0)
+        ``privacy=central``: L2 bound on each institution's model update.
+    central_clipping_side : ClippingSide (default: server)
+        ``privacy=central``: clip at the server (Flower's ServerSideFixedClipping) or
+        at each institution (ClientSideFixedClipping with ``fixedclipping_mod``). The
+        ε budget is ``epsilon_budget`` at ``delta``, institution-level.
     """
 
     mode: PrivacyMode = field(default=PrivacyMode.none, metadata={"help": "DP mechanism"})
@@ -78,12 +95,32 @@ class PrivacyConfig:
         default=GradSampleModeName.hooks, metadata={"help": "Opacus engine"}
     )
     state_dir: str | None = field(default=None, metadata={"help": "institutions' keys/ledgers"})
+    central_noise_multiplier: float = field(
+        default=1.0, metadata={"help": "privacy=central: noise std / clipping norm on the sum"}
+    )
+    central_clipping_norm: float = field(
+        default=1.0, metadata={"help": "privacy=central: L2 bound on each institution's update"}
+    )
+    central_clipping_side: ClippingSide = field(
+        default=ClippingSide.server, metadata={"help": "privacy=central: server or client"}
+    )
 
     def __post_init__(self) -> None:
         self.mode = PrivacyMode(self.mode)
         self.accountant = AccountantKind(self.accountant)
         self.noise_source = NoiseSourceName(self.noise_source)
         self.grad_sample_mode = GradSampleModeName(self.grad_sample_mode)
+        self.central_clipping_side = ClippingSide(self.central_clipping_side)
+        if not self.central_noise_multiplier > 0:
+            raise ValueError(
+                "`privacy.central_noise_multiplier` must be positive; "
+                f"got {self.central_noise_multiplier}"
+            )
+        if not self.central_clipping_norm > 0:
+            raise ValueError(
+                "`privacy.central_clipping_norm` must be positive; "
+                f"got {self.central_clipping_norm}"
+            )
         if not self.epsilon_budget > 0:
             raise ValueError(
                 f"`privacy.epsilon_budget` must be positive; got {self.epsilon_budget}"

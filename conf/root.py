@@ -16,9 +16,9 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedrisk.conf.consortium import ConsortiumConfig
-from fedrisk.conf.privacy import PrivacyConfig
+from fedrisk.conf.privacy import PrivacyConfig, PrivacyMode
 from fedrisk.conf.secagg import SecAggConfig
-from fedrisk.conf.strategy import StrategyConfig
+from fedrisk.conf.strategy import StrategyConfig, StrategyName
 from fedrisk.conf.task import TaskConfig
 
 SCHEMA_NAME = "fedrisk_schema"
@@ -88,6 +88,34 @@ class FedriskConfig:
             raise ValueError(f"`rounds` must be at least 1; got {self.rounds}")
         if not self.round_timeout > 0:
             raise ValueError(f"`round_timeout` must be positive; got {self.round_timeout}")
+        self._check_across_groups()
+
+    def _check_across_groups(self) -> None:
+        """Rules that tie one config group to another, checked before anything runs."""
+        consortium = self.consortium
+        if consortium is not MISSING and isinstance(consortium, ConsortiumConfig):
+            count = (
+                consortium.generate.count
+                if consortium.generate is not None
+                else len(consortium.institutions)
+            )
+            if self.strategy.min_train_nodes > count:
+                raise ValueError(
+                    f"`strategy.min_train_nodes` must be at most the {count} institutions of "
+                    f"consortium {consortium.name}; got {self.strategy.min_train_nodes}"
+                )
+        if self.privacy.mode is PrivacyMode.central:
+            if self.strategy.fraction_train != 1.0:
+                raise ValueError(
+                    "`strategy.fraction_train` must be 1.0 with privacy=central (Flower's "
+                    "accountant assumes no sampling amplification); got "
+                    f"{self.strategy.fraction_train}"
+                )
+            if self.strategy.name is StrategyName.fedadam:
+                raise ValueError(
+                    "`strategy` must be fedavg or fedprox with privacy=central (Flower's "
+                    "accounted DP-FedAvg); got fedadam"
+                )
 
 
 def register_configs() -> None:

@@ -29,6 +29,7 @@ from fedrisk.server.records import (
 from fedrisk.server.roll_call import roll_call
 from fedrisk.server.rounds import LoopResult, LoopSettings, RoundLoop
 from fedrisk.strategies import build_strategy, messages
+from fedrisk.strategies.central_dp import SCOPE, wrap_central_dp
 
 
 def make_server_app(run_config: Mapping[str, str] | None = None) -> ServerApp:
@@ -75,6 +76,10 @@ def coordinate(
         build_model(settings.task.model, held_out.x.shape[1], seed=settings.seed).state_dict()
     )
     strategy = build_strategy(settings.strategy, n_institutions=len(institutions))
+    if settings.privacy.mode is PrivacyMode.central:
+        strategy = wrap_central_dp(
+            strategy, settings.privacy, settings.strategy, n_institutions=len(institutions)
+        )
     recorder = RunRecorder(run_dir)
     loop = RoundLoop(
         grid,
@@ -112,6 +117,9 @@ def coordinate(
                 for name in roster.institutions
             },
             "refusals": result.refusals,
+            "institution_level": (
+                {**result.institution_level, "scope": SCOPE} if result.institution_level else None
+            ),
             "rejected_nodes": {str(k): v for k, v in roster.rejected.items()},
             "seed": settings.seed,
             "strategy": settings.strategy.name.value,

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
+from flwr.serverapp.exception import PrivacyBudgetExhausted
 from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedClippingBase
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedrisk.server.evaluation import federated_metrics
@@ -36,6 +38,7 @@ class LoopResult:
     last_federated: dict[str, float] = field(default_factory=dict)
     privacy: dict[str, dict[str, float]] = field(default_factory=dict)
     refusals: dict[str, str] = field(default_factory=dict)
+    institution_level: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,12 @@ class RoundLoop:
         view = EligibleGrid(self._grid, [self._roster.node_of[i] for i in eligible])
 
         view.seed_sampling(self._settings.seed, server_round, TRAIN_STAGE)
-        sent = list(
-            self._strategy.configure_train(server_round, result.arrays, ConfigRecord(), view)  # type: ignore[arg-type]
-        )
+        try:
+            sent = list(
+                self._strategy.configure_train(server_round, result.arrays, ConfigRecord(), view)  # type: ignore[arg-type]
+            )
+        except PrivacyBudgetExhausted as err:
+            return f"before round {server_round}: institution-level privacy budget: {err}"
         replies = self._exchange(sent)
         refused = {
             self._name(r): messages.text(
@@ -174,6 +180,11 @@ class RoundLoop:
         result.arrays = arrays
         result.rounds_completed = server_round
         record["aggregated"] = True
+        if isinstance(self._strategy, DifferentialPrivacyFixedClippingBase):
+            spent = self._strategy.privacy_spent()
+            if spent is not None:
+                result.institution_level = {"epsilon": spent.epsilon, "delta": spent.delta}
+                record["institution_level_epsilon"] = spent.epsilon
         record["train"] = (
             {"loss": messages.number(train_metrics, "train_loss")} if train_metrics else {}
         )

@@ -70,11 +70,15 @@ def test_every_consortium_config_validates():
         ("task.model.dropout=1.5", "`model.dropout` must be in [0, 1); got 1.5"),
         ("strategy.proximal_mu=0.3", "applies to fedprox only"),
         ("task.train.batch_size=0", "`train.batch_size` must be at least 1; got 0"),
+        ("strategy.min_train_nodes=9", "at most the 5 institutions of consortium banks_5"),
+        ("privacy=central strategy=fedadam", "must be fedavg or fedprox with privacy=central"),
+        ("privacy.delta=2", "`privacy.delta` must be in (0, 1); got 2.0"),
+        ("privacy.accountant=moments", "expected one of [rdp, prv]"),
     ],
 )
 def test_bad_overrides_fail_with_one_line(override, fragment):
     with pytest.raises(ConfigError) as caught:
-        check_overrides([override])
+        check_overrides(override.split())
 
     message = str(caught.value)
     assert fragment in message
