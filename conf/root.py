@@ -7,6 +7,7 @@ and the ServerApp and ClientApp from Flower's ``run_config``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -164,6 +165,8 @@ def settings_to_json(settings: FedriskConfig) -> str:
 def settings_from_run_config(run_config: Mapping[str, object]) -> FedriskConfig:
     """Rebuild the configuration a ServerApp or ClientApp was started with.
 
+    The result is cached per configuration string and shared: do not mutate it.
+
     Raises
     ------
     ConfigError
@@ -175,6 +178,18 @@ def settings_from_run_config(run_config: Mapping[str, object]) -> FedriskConfig:
             f"run config must carry the fedrisk configuration under `{RUN_CONFIG_KEY}`; "
             f"got keys {sorted(run_config)}"
         )
+    return _settings_from_json(raw)
+
+
+@functools.lru_cache(maxsize=16)
+def _settings_from_json(raw: str) -> FedriskConfig:
+    """Parse and validate once per configuration string and process.
+
+    Validation through OmegaConf costs ~45 ms; a ClientApp sees the same string in
+    every message of a run, so parsing it each time dominated a round's overhead
+    (measured with ``benchmarks/round_time.py``). Callers treat the result as
+    read-only (``dataclasses.replace`` to derive variants).
+    """
     return load_settings(json.loads(raw))
 
 

@@ -116,7 +116,12 @@ def roll_call(
                     opening = {k: messages.number(metrics, k) for k in metrics if k != WEIGHT_KEY}
                     if opening:
                         privacy[name] = opening
-        if len(node_of) == len(wanted) or time.monotonic() >= deadline:
+        answered = len(node_of) + len(rejected)
+        # Done when every institution is here, or when as many nodes as institutions
+        # have answered (some with errors): waiting longer only delays the failure.
+        if len(node_of) == len(wanted) or answered >= len(wanted):
+            break
+        if time.monotonic() >= deadline:
             break
         time.sleep(poll)
     if len(node_of) < minimum:
