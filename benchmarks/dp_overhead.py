@@ -12,7 +12,7 @@ sampling, ``get_epsilon(delta=1e-5)`` at the end).
 Correctness: each DP mode trains once with noise multiplier 1e-8 and the same seeded
 sampling and noise; its final weights are compared with ``hooks`` (max |Δw| over the
 largest weight change of the round). Modes within ``--tolerance`` count as correct.
-Timing: one thread, one warm-up per variant, then ``--repeats`` interleaved runs.
+Timing: one thread (torch and BLAS), one warm-up per variant, then ``--repeats`` interleaved runs.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from opacus.grad_sample import GradSampleModuleFastGradientClipping
 from opacus.optimizers import DPOptimizerFastGradientClipping
 from opacus.utils.fast_gradient_clipping_utils import DPLossFastGradientClipping
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from threadpoolctl import threadpool_limits
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -325,6 +326,7 @@ def main() -> None:
     if unknown := set(args.models.split(",")) - set(HIDDEN):
         raise SystemExit(f"`--models` must be among {sorted(HIDDEN)}; got {sorted(unknown)}")
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # idle OpenBLAS threads (from ε's scipy) would spin on a core
     data = bank_data(args.rows, args.seed)
     print(f"{data[0].shape[0]:,} rows × {data[0].shape[1]} inputs; {TrainSpec()}")
     meta: dict = {"rows": int(data[0].shape[0]), "inputs": int(data[0].shape[1]), "threads": 1}
