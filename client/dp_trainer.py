@@ -20,7 +20,6 @@ import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
 import numpy as np
 import torch
@@ -31,23 +30,9 @@ from opacus.validators import ModuleValidator
 from torch import nn
 
 from fedrisk.client.trainer import LocalObjective, TrainResult, build_optimizer, run_epoch
+from fedrisk.conf.privacy import GradSampleMode, NoiseSource
 from fedrisk.models import TrainSpec, resolve_pos_weight, state_dict_from_weights
 from fedrisk.privacy.mechanism import PoissonGaussian
-
-
-class NoiseSource(str, Enum):
-    """Where the sampling and noise generators get their seeds."""
-
-    seeded = "seeded"
-    os_entropy = "os_entropy"
-
-
-class GradSampleMode(str, Enum):
-    """Opacus's ways of computing per-sample gradients."""
-
-    hooks = "hooks"
-    functorch = "functorch"
-    ew = "ew"
 
 
 @dataclass(frozen=True)

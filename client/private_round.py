@@ -17,8 +17,6 @@ from flwr.app import ConfigRecord, Context
 
 from fedrisk.client.dp_trainer import (
     DPSettings,
-    GradSampleMode,
-    NoiseSource,
     planned_mechanism,
     steps_per_round,
 )
@@ -134,8 +132,8 @@ def dp_settings(privacy: PrivacyConfig, noise_multiplier: float) -> DPSettings:
     return DPSettings(
         noise_multiplier=noise_multiplier,
         max_grad_norm=privacy.max_grad_norm,
-        noise_source=NoiseSource(privacy.noise_source.value),
-        grad_sample_mode=GradSampleMode(privacy.grad_sample_mode.value),
+        noise_source=privacy.noise_source,
+        grad_sample_mode=privacy.grad_sample_mode,
     )
 
 

@@ -5,6 +5,7 @@ from torch import nn
 
 from fedrisk.client.dp_trainer import (
     DPSettings,
+    GradSampleMode,
     NoiseSource,
     check_dp_compatible,
     planned_mechanism,
@@ -157,3 +158,23 @@ def test_plain_and_private_trainers_agree_on_rows_seen(problem):
 
     assert plain.n_examples == private.result.n_examples == 2000
     assert torch.get_num_threads() >= 1
+
+
+def test_expanded_weights_mode_matches_opacus_hooks(problem):
+    x, y = problem
+    spec = TrainSpec(batch_size=100)
+    models = {}
+    for mode in (GradSampleMode.hooks, GradSampleMode.ew):
+        model = build_model(ModelSpec(), 12, seed=0)
+        dp = DPSettings(1e-8, 1.0, NoiseSource.seeded, grad_sample_mode=mode)
+        train_private(model, x, y, spec, dp, seed=8)
+        models[mode] = model
+    start = get_weights(build_model(ModelSpec(), 12, seed=0))
+
+    for a, b, w0 in zip(
+        get_weights(models[GradSampleMode.hooks]),
+        get_weights(models[GradSampleMode.ew]),
+        start,
+        strict=True,
+    ):
+        assert np.max(np.abs(a - b)) <= 1e-4 * max(1e-6, np.max(np.abs(a - w0)))

@@ -1,10 +1,9 @@
 """privacy=central: Flower's DP-FedAvg wrappers and accountant, labelled institution-level."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+from fedrisk_cli import run_cli
 
 from fedrisk.privacy.accountant import IndependentMethod, independent_epsilon
 from fedrisk.privacy.mechanism import PoissonGaussian
@@ -13,29 +12,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("side", ["server", "client"])
-def test_institution_level_epsilon_is_recorded_and_reproducible(tmp_path, side):
+def test_institution_level_epsilon_is_recorded_and_reproducible(tmp_path, side, simulate):
     run_dir = tmp_path / side
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedrisk",
-            "simulate",
-            f"hydra.run.dir={run_dir}",
-            "consortium=banks_3",
-            "rounds=2",
-            "privacy=central",
-            "simulation.baselines=false",
-            f"privacy.central_clipping_side={side}",
-            "privacy.central_noise_multiplier=2.0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=tmp_path,
+    summary = simulate(
+        run_dir,
+        "consortium=banks_3",
+        "rounds=2",
+        "privacy=central",
+        "simulation.baselines=false",
+        f"privacy.central_clipping_side={side}",
+        "privacy.central_noise_multiplier=2.0",
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    summary = json.loads((run_dir / "summary.json").read_text())
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
     level = summary["institution_level"]
@@ -50,19 +37,11 @@ def test_institution_level_epsilon_is_recorded_and_reproducible(tmp_path, side):
 
 
 def test_central_dp_refuses_sampling_amplification(tmp_path):
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedrisk",
-            "simulate",
-            "privacy=central",
-            "strategy.fraction_train=0.5",
-            f"hydra.run.dir={tmp_path / 'x'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_cli(
+        "simulate",
+        "privacy=central",
+        "strategy.fraction_train=0.5",
+        f"hydra.run.dir={tmp_path / 'x'}",
         cwd=tmp_path,
     )
 

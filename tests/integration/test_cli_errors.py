@@ -1,19 +1,7 @@
 """The CLI's expected failures: one readable line on stderr, exit 2, no traceback."""
 
-import subprocess
-import sys
-
 import pytest
-
-
-def run_cli(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "fedrisk", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
+from fedrisk_cli import run_cli
 
 
 @pytest.mark.parametrize(
@@ -24,7 +12,7 @@ def run_cli(*args, cwd):
     ],
 )
 def test_bad_simulate_override_prints_one_line(tmp_path, override, fragment):
-    done = run_cli("simulate", override, cwd=tmp_path)
+    done = run_cli("simulate", override, cwd=tmp_path, timeout=120)
 
     assert done.returncode == 2
     assert fragment in done.stderr
@@ -34,7 +22,7 @@ def test_bad_simulate_override_prints_one_line(tmp_path, override, fragment):
 
 
 def test_unknown_command(tmp_path):
-    done = run_cli("fly", cwd=tmp_path)
+    done = run_cli("fly", cwd=tmp_path, timeout=120)
 
     assert done.returncode == 2
     assert "unknown command 'fly'" in done.stderr

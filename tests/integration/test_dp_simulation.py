@@ -1,11 +1,10 @@
 """Record-level DP on real Flower simulations: ledgers, recomputed ε, budgets, resumption."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fedrisk_cli import run_cli
 
 from fedrisk.privacy.accountant import (
     AccountantKind,
@@ -21,22 +20,14 @@ pytestmark = pytest.mark.slow
 BANKS = ("bank_a", "bank_b", "bank_c")
 
 
-def simulate(run_dir: Path, *overrides: str) -> dict:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fedrisk",
-            "simulate",
-            f"hydra.run.dir={run_dir}",
-            "consortium=banks_3",
-            "privacy=dpsgd",
-            "simulation.baselines=false",
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+def simulate_dp(run_dir: Path, *overrides: str) -> dict:
+    done = run_cli(
+        "simulate",
+        f"hydra.run.dir={run_dir}",
+        "consortium=banks_3",
+        "privacy=dpsgd",
+        "simulation.baselines=false",
+        *overrides,
         cwd=run_dir.parent,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -59,7 +50,9 @@ def ledgers(run_dir: Path) -> dict[str, list]:
 def calibrated(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dp")
     run_dir = root / "first"
-    simulate(run_dir, "rounds=2", "privacy.target_epsilon=2", f"privacy.state_dir={root / 'state'}")
+    simulate_dp(
+        run_dir, "rounds=2", "privacy.target_epsilon=2", f"privacy.state_dir={root / 'state'}"
+    )
     return run_dir
 
 
@@ -110,7 +103,7 @@ def test_second_run_on_the_same_data_starts_from_the_first_runs_spend(calibrated
     state = calibrated.parent / "state"
     first = json.loads((calibrated / "summary.json").read_text())
 
-    second = simulate(
+    second = simulate_dp(
         tmp_path / "second",
         "rounds=1",
         "privacy.noise_multiplier=3.0",
@@ -127,7 +120,7 @@ def test_second_run_on_the_same_data_starts_from_the_first_runs_spend(calibrated
 
 
 def test_small_budget_ends_the_run_cleanly_with_refusals(tmp_path):
-    summary = simulate(
+    summary = simulate_dp(
         tmp_path / "tight",
         "rounds=3",
         "privacy.noise_multiplier=1.0",

@@ -1,27 +1,13 @@
 """Real Flower simulations (Ray backend), run through the `fedrisk simulate` CLI."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fedrisk_cli import run_cli
 
 pytestmark = pytest.mark.slow
-
-
-def simulate(run_dir: Path, *overrides: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "fedrisk", "simulate", f"hydra.run.dir={run_dir}", *overrides],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=run_dir.parent,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
-    return json.loads((run_dir / "summary.json").read_text())
 
 
 def metrics_lines(run_dir: Path) -> list[dict]:
@@ -31,7 +17,15 @@ def metrics_lines(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def three_banks(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("sim") / "banks3"
-    simulate(run_dir, "consortium=banks_3", "rounds=2", "seed=11")
+    done = run_cli(
+        "simulate",
+        f"hydra.run.dir={run_dir}",
+        "consortium=banks_3",
+        "rounds=2",
+        "seed=11",
+        cwd=run_dir.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
     return run_dir
 
 
@@ -94,7 +88,7 @@ def test_final_model_file_reproduces_reported_auc(three_banks):
     assert auc == pytest.approx(summary["global"]["auc"], abs=1e-12)
 
 
-def test_same_seed_same_metrics_to_the_last_digit(three_banks, tmp_path):
+def test_same_seed_same_metrics_to_the_last_digit(three_banks, tmp_path, simulate):
     again = tmp_path / "again"
     simulate(again, "consortium=banks_3", "rounds=2", "seed=11", "simulation.baselines=false")
 
@@ -105,7 +99,7 @@ def test_same_seed_same_metrics_to_the_last_digit(three_banks, tmp_path):
         assert a["train"] == b["train"]
 
 
-def test_fedprox_with_sampling_runs_and_samples_reproducibly(tmp_path):
+def test_fedprox_with_sampling_runs_and_samples_reproducibly(tmp_path, simulate):
     run_dir = tmp_path / "prox"
     summary = simulate(
         run_dir,
@@ -123,7 +117,7 @@ def test_fedprox_with_sampling_runs_and_samples_reproducibly(tmp_path):
     assert "pooled" not in summary
 
 
-def test_default_consortium_meets_the_acceptance_bar(tmp_path):
+def test_default_consortium_meets_the_acceptance_bar(tmp_path, simulate):
     summary = simulate(tmp_path / "default")
 
     assert summary["rounds_completed"] == 10
@@ -131,3 +125,23 @@ def test_default_consortium_meets_the_acceptance_bar(tmp_path):
     local = [m["auc"] for m in summary["local_only"].values()]
     assert summary["global"]["auc"] > np.mean(local)
     assert summary["oracle_auc"] is not None
+
+
+def test_multirun_sweeps_write_one_run_directory_each(tmp_path, cli):
+    done = cli(
+        "simulate",
+        "--multirun",
+        "consortium=banks_3",
+        "rounds=1",
+        "seed=1,2",
+        "simulation.baselines=false",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    seeds = {
+        json.loads((tmp_path / "sweep" / job / "summary.json").read_text())["seed"]
+        for job in ("0", "1")
+    }
+    assert seeds == {1, 2}

@@ -1,0 +1,27 @@
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fedrisk_cli import run_cli
+
+
+@pytest.fixture
+def simulate() -> Callable[..., dict]:
+    """`fedrisk simulate` into RUN_DIR with OVERRIDES; asserts success, returns summary."""
+
+    def _simulate(run_dir: Path, *overrides: str) -> dict:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        done = run_cli("simulate", f"hydra.run.dir={run_dir}", *overrides, cwd=run_dir.parent)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "Traceback" not in done.stderr
+        return json.loads((run_dir / "summary.json").read_text())
+
+    return _simulate
+
+
+@pytest.fixture
+def cli() -> Callable[..., subprocess.CompletedProcess]:
+    """`fedrisk ARGS` in a given folder, without asserting on the outcome."""
+    return run_cli
