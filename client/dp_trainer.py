@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,7 @@ from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from opacus.validators import ModuleValidator
 from torch import nn
 
+from fedrisk.client.linear_clipping import LinearDPStep, linear_layers
 from fedrisk.client.trainer import LocalObjective, TrainResult, build_optimizer, run_epoch
 from fedrisk.conf.privacy import GradSampleMode, NoiseSource
 from fedrisk.models import TrainSpec, resolve_pos_weight, state_dict_from_weights
@@ -47,14 +48,15 @@ class DPSettings:
         Per-sample gradient clipping norm.
     noise_source : NoiseSource
         ``os_entropy`` (deployments) or ``seeded`` (reproducible simulations).
-    grad_sample_mode : GradSampleMode (default: hooks)
-        Opacus per-sample gradient engine.
+    grad_sample_mode : GradSampleMode (default: linear)
+        Per-sample gradient engine (``linear`` falls back to Opacus's ``ew`` for models
+        with parameters outside Linear layers).
     """
 
     noise_multiplier: float
     max_grad_norm: float
     noise_source: NoiseSource
-    grad_sample_mode: GradSampleMode = GradSampleMode.hooks
+    grad_sample_mode: GradSampleMode = GradSampleMode.linear
 
 
 @dataclass(frozen=True)
@@ -149,41 +151,116 @@ def train_private(
     sampling = torch.Generator().manual_seed(int(sampling_seed))
     noise = torch.Generator().manual_seed(int(noise_seed))
 
-    gsm = wrap_model(model, grad_sample_mode=dp.grad_sample_mode.value)
-    optimizer = DPOptimizer(
-        build_optimizer(gsm, spec),
-        noise_multiplier=dp.noise_multiplier,
-        max_grad_norm=dp.max_grad_norm,
-        expected_batch_size=max(1, round(mechanism.sample_rate * n)),
-        loss_reduction="mean",
-        generator=noise,
-    )
-    if proximal_mu > 0:
-        optimizer.attach_step_hook(_proximal_step_hook(model, proximal_mu, global_weights))
-    objective = LocalObjective(pos_weight=resolve_pos_weight(spec.pos_weight, y))
+    pos_weight = resolve_pos_weight(spec.pos_weight, y)
+    expected_batch = max(1, round(mechanism.sample_rate * n))
     sampler = UniformWithReplacementSampler(
         num_samples=n, sample_rate=mechanism.sample_rate, generator=sampling
     )
-    steps, loss = 0, math.nan
+
+    def epochs() -> Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+        for _ in range(spec.epochs):
+            yield _poisson_batches(
+                features, labels, sampler, reseed=dp.noise_source, generators=(sampling, noise)
+            )
+
+    proximal = _proximal_step_hook(model, proximal_mu, global_weights) if proximal_mu > 0 else None
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         # Opacus's hooks fire on module outputs because inputs need no gradient.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         torch.manual_seed(int(dropout_seed))
-        gsm.train()
-        try:
-            for _ in range(spec.epochs):
-                batches = _poisson_batches(
-                    features, labels, sampler, reseed=dp.noise_source, generators=(sampling, noise)
-                )
-                loss, epoch_steps = run_epoch(gsm, batches, optimizer, objective)
-                steps += epoch_steps
-        finally:
-            gsm._close()  # removes Opacus's hooks; `model` keeps the trained weights
+        if dp.grad_sample_mode is GradSampleMode.linear and linear_layers(model) is not None:
+            loss, steps = _linear_epochs(
+                model, spec, dp, epochs(), noise, expected_batch, pos_weight, proximal
+            )
+        else:
+            loss, steps = _opacus_epochs(
+                model, spec, dp, epochs(), noise, expected_batch, pos_weight, proximal
+            )
     if steps != mechanism.steps:
         raise RuntimeError(f"DP-SGD took {steps} steps; the accounted plan was {mechanism.steps}")
     return PrivateTrainResult(
         result=TrainResult(loss=loss, n_examples=n, steps=steps), mechanism=mechanism
     )
+
+
+def _linear_epochs(
+    model: nn.Module,
+    spec: TrainSpec,
+    dp: DPSettings,
+    epochs: Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]],
+    noise: torch.Generator,
+    expected_batch: int,
+    pos_weight: float,
+    proximal: Callable[[object], None] | None,
+) -> tuple[float, int]:
+    """Run the epochs with fedrisk's one-backward clipping (Linear-only models)."""
+    optimizer = build_optimizer(model, spec)
+    stepper = LinearDPStep(
+        model,
+        optimizer,
+        noise_multiplier=dp.noise_multiplier,
+        max_grad_norm=dp.max_grad_norm,
+        expected_batch_size=expected_batch,
+        generator=noise,
+        pos_weight=pos_weight,
+    )
+    was_training = model.training
+    model.train()
+    steps, loss = 0, math.nan
+    try:
+        for batches in epochs:
+            total, seen = 0.0, 0
+            for xb, yb in batches:
+                optimizer.zero_grad(set_to_none=True)
+                losses = stepper.step(xb, yb)
+                if proximal is not None:
+                    proximal(optimizer)
+                optimizer.step()
+                steps += 1
+                total += float(losses.sum())
+                seen += int(losses.shape[0])
+            loss = total / seen if seen else math.nan
+    finally:
+        stepper.close()
+        model.train(was_training)
+    return loss, steps
+
+
+def _opacus_epochs(
+    model: nn.Module,
+    spec: TrainSpec,
+    dp: DPSettings,
+    epochs: Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]],
+    noise: torch.Generator,
+    expected_batch: int,
+    pos_weight: float,
+    proximal: Callable[[object], None] | None,
+) -> tuple[float, int]:
+    """Run the epochs with an Opacus per-sample-gradient engine and its DPOptimizer."""
+    mode = (
+        GradSampleMode.ew if dp.grad_sample_mode is GradSampleMode.linear else dp.grad_sample_mode
+    )
+    gsm = wrap_model(model, grad_sample_mode=mode.value)
+    optimizer = DPOptimizer(
+        build_optimizer(gsm, spec),
+        noise_multiplier=dp.noise_multiplier,
+        max_grad_norm=dp.max_grad_norm,
+        expected_batch_size=expected_batch,
+        loss_reduction="mean",
+        generator=noise,
+    )
+    if proximal is not None:
+        optimizer.attach_step_hook(proximal)
+    objective = LocalObjective(pos_weight=pos_weight)
+    steps, loss = 0, math.nan
+    gsm.train()
+    try:
+        for batches in epochs:
+            loss, epoch_steps = run_epoch(gsm, batches, optimizer, objective)
+            steps += epoch_steps
+    finally:
+        gsm._close()  # removes Opacus's hooks; `model` keeps the trained weights
+    return loss, steps
 
 
 def _poisson_batches(
@@ -210,14 +287,14 @@ def _poisson_batches(
 
 def _proximal_step_hook(
     model: nn.Module, mu: float, global_weights: Sequence[np.ndarray] | None
-) -> object:
+) -> Callable[[object], None]:
     if global_weights is None:
         raise ValueError("`global_weights` must be given when `proximal_mu` > 0; got None")
     state = state_dict_from_weights(model, global_weights)
     anchors = [state[name] for name, _ in model.named_parameters()]
     params = list(model.parameters())
 
-    def add_proximal_gradient(_optimizer: DPOptimizer) -> None:
+    def add_proximal_gradient(_optimizer: object) -> None:
         with torch.no_grad():
             for p, anchor in zip(params, anchors, strict=True):
                 if p.grad is not None:
