@@ -168,14 +168,12 @@ def train_private(
         # Opacus's hooks fire on module outputs because inputs need no gradient.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         torch.manual_seed(int(dropout_seed))
-        if dp.grad_sample_mode is GradSampleMode.linear and linear_layers(model) is not None:
-            loss, steps = _linear_epochs(
-                model, spec, dp, epochs(), noise, expected_batch, pos_weight, proximal
-            )
+        plan = _RoundPlan(spec, dp, epochs(), noise, expected_batch, pos_weight, proximal)
+        use_linear = dp.grad_sample_mode is GradSampleMode.linear
+        if use_linear and linear_layers(model) is not None:
+            loss, steps = _linear_epochs(model, plan)
         else:
-            loss, steps = _opacus_epochs(
-                model, spec, dp, epochs(), noise, expected_batch, pos_weight, proximal
-            )
+            loss, steps = _opacus_epochs(model, plan)
     if steps != mechanism.steps:
         raise RuntimeError(f"DP-SGD took {steps} steps; the accounted plan was {mechanism.steps}")
     return PrivateTrainResult(
@@ -183,38 +181,42 @@ def train_private(
     )
 
 
-def _linear_epochs(
-    model: nn.Module,
-    spec: TrainSpec,
-    dp: DPSettings,
-    epochs: Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]],
-    noise: torch.Generator,
-    expected_batch: int,
-    pos_weight: float,
-    proximal: Callable[[object], None] | None,
-) -> tuple[float, int]:
+@dataclass(frozen=True)
+class _RoundPlan:
+    """What either per-sample-gradient engine needs to run one round's epochs."""
+
+    spec: TrainSpec
+    dp: DPSettings
+    epochs: Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]]
+    noise: torch.Generator
+    expected_batch: int
+    pos_weight: float
+    proximal: Callable[[object], None] | None
+
+
+def _linear_epochs(model: nn.Module, plan: _RoundPlan) -> tuple[float, int]:
     """Run the epochs with fedrisk's one-backward clipping (Linear-only models)."""
-    optimizer = build_optimizer(model, spec)
+    optimizer = build_optimizer(model, plan.spec)
     stepper = LinearDPStep(
         model,
         optimizer,
-        noise_multiplier=dp.noise_multiplier,
-        max_grad_norm=dp.max_grad_norm,
-        expected_batch_size=expected_batch,
-        generator=noise,
-        pos_weight=pos_weight,
+        noise_multiplier=plan.dp.noise_multiplier,
+        max_grad_norm=plan.dp.max_grad_norm,
+        expected_batch_size=plan.expected_batch,
+        generator=plan.noise,
+        pos_weight=plan.pos_weight,
     )
     was_training = model.training
     model.train()
     steps, loss = 0, math.nan
     try:
-        for batches in epochs:
+        for batches in plan.epochs:
             total, seen = 0.0, 0
             for xb, yb in batches:
                 optimizer.zero_grad(set_to_none=True)
                 losses = stepper.step(xb, yb)
-                if proximal is not None:
-                    proximal(optimizer)
+                if plan.proximal is not None:
+                    plan.proximal(optimizer)
                 optimizer.step()
                 steps += 1
                 total += float(losses.sum())
@@ -226,36 +228,29 @@ def _linear_epochs(
     return loss, steps
 
 
-def _opacus_epochs(
-    model: nn.Module,
-    spec: TrainSpec,
-    dp: DPSettings,
-    epochs: Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]],
-    noise: torch.Generator,
-    expected_batch: int,
-    pos_weight: float,
-    proximal: Callable[[object], None] | None,
-) -> tuple[float, int]:
+def _opacus_epochs(model: nn.Module, plan: _RoundPlan) -> tuple[float, int]:
     """Run the epochs with an Opacus per-sample-gradient engine and its DPOptimizer."""
     mode = (
-        GradSampleMode.ew if dp.grad_sample_mode is GradSampleMode.linear else dp.grad_sample_mode
+        GradSampleMode.ew
+        if plan.dp.grad_sample_mode is GradSampleMode.linear
+        else plan.dp.grad_sample_mode
     )
     gsm = wrap_model(model, grad_sample_mode=mode.value)
     optimizer = DPOptimizer(
-        build_optimizer(gsm, spec),
-        noise_multiplier=dp.noise_multiplier,
-        max_grad_norm=dp.max_grad_norm,
-        expected_batch_size=expected_batch,
+        build_optimizer(gsm, plan.spec),
+        noise_multiplier=plan.dp.noise_multiplier,
+        max_grad_norm=plan.dp.max_grad_norm,
+        expected_batch_size=plan.expected_batch,
         loss_reduction="mean",
-        generator=noise,
+        generator=plan.noise,
     )
-    if proximal is not None:
-        optimizer.attach_step_hook(proximal)
-    objective = LocalObjective(pos_weight=pos_weight)
+    if plan.proximal is not None:
+        optimizer.attach_step_hook(plan.proximal)
+    objective = LocalObjective(pos_weight=plan.pos_weight)
     steps, loss = 0, math.nan
     gsm.train()
     try:
-        for batches in epochs:
+        for batches in plan.epochs:
             loss, epoch_steps = run_epoch(gsm, batches, optimizer, objective)
             steps += epoch_steps
     finally:
