@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from fedrisk.privacy.ledger import INSTITUTION_PATTERN
+from fedrisk.privacy.atomic_file import write_atomically
+from fedrisk.privacy.ledger_format import INSTITUTION_PATTERN
 from fedrisk.secure.signing import public_key_from_text
 
 MANIFEST_VERSION = 1
@@ -156,7 +155,7 @@ class ConsortiumManifest:
             If the file cannot be written; an existing manifest is then left intact.
         """
         text = json.dumps(self.to_json(), indent=2, sort_keys=True, allow_nan=False) + "\n"
-        _write_atomically(Path(path), text.encode("utf-8"))
+        write_atomically(Path(path), text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: Path) -> ConsortiumManifest:
@@ -199,22 +198,3 @@ def _check_keys(obj: object, keys: tuple[str, ...], where: str) -> None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # the manifest is public
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

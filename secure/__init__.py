@@ -1,5 +1,10 @@
 """Cryptographic primitives only: keys, masks, Shamir sharing, quantisation, certificates."""
 
+from fedrisk.secure.aead import IntegrityError, open_sealed, seal
+from fedrisk.secure.agreement import derive_pair_seed, generate_agreement_key, public_bytes
+from fedrisk.secure.masks import mask_vector
+from fedrisk.secure.quantize import check_overflow, dequantize, quantize
+from fedrisk.secure.shamir import combine_seed, split_seed
 from fedrisk.secure.signing import (
     SignatureInvalid,
     generate_signing_key,
@@ -12,12 +17,24 @@ from fedrisk.secure.signing import (
 )
 
 __all__ = [
+    "IntegrityError",
     "SignatureInvalid",
+    "check_overflow",
+    "combine_seed",
+    "dequantize",
+    "derive_pair_seed",
+    "generate_agreement_key",
     "generate_signing_key",
     "load_private_key",
+    "mask_vector",
+    "open_sealed",
+    "public_bytes",
     "public_key_from_text",
     "public_key_text",
+    "quantize",
     "save_private_key",
+    "seal",
     "sign",
+    "split_seed",
     "verify_signature",
 ]
