@@ -11,6 +11,9 @@ commands:
   simulate [OVERRIDES…]   train a simulated consortium (Hydra overrides, e.g. rounds=5
                           consortium=banks_3 strategy=fedprox; --multirun for sweeps;
                           --cfg job to print the composed configuration)
+  audit PATH              verify every ledger in a run directory (or a folder of ledgers
+                          with consortium.json) and recompute every ε independently;
+                          writes PATH/audit/report.json; exit 0 pass, 1 violation, 2 unusable
   version                 print the fedrisk version
 """
 
@@ -26,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fedrisk.simulations.entry import simulate
 
         return simulate(rest)
+    if command == "audit":
+        from fedrisk.audit.command import audit_command
+
+        return audit_command(rest)
     if command == "version":
         from fedrisk import __version__
 
