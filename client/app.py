@@ -186,8 +186,14 @@ def _train_private(
         raise RuntimeError(f"{setup.institution}: trained {trained.mechanism}, gated {planned}")
     arrays = ArrayRecord(model.state_dict())
     digest = messages.update_digest(arrays)
-    epsilon = private_round.record_round(
-        node, settings, server_round=server_round, mechanism=trained.mechanism, update_sha256=digest
+    epsilon = decision.projected
+    private_round.record_round(
+        node,
+        settings,
+        server_round=server_round,
+        mechanism=trained.mechanism,
+        epsilon=epsilon,
+        update_sha256=digest,
     )
     metrics = MetricRecord(
         {

@@ -23,7 +23,7 @@ from fedrisk.client.dp_trainer import (
 from fedrisk.client.node_data import NodeData
 from fedrisk.conf.privacy import PrivacyConfig
 from fedrisk.conf.root import FedriskConfig
-from fedrisk.privacy.accountant import accountant_version, epsilon_spent
+from fedrisk.privacy.accountant import accountant_version
 from fedrisk.privacy.budget import (
     Budget,
     BudgetDecision,
@@ -176,13 +176,15 @@ def record_round(
     *,
     server_round: int,
     mechanism: PoissonGaussian,
+    epsilon: float,
     update_sha256: str,
-) -> float:
-    """Append the round's signed ledger entry; return the cumulative ε it records."""
+) -> None:
+    """Append the round's signed ledger entry.
+
+    ``epsilon`` is the gate's projection for exactly this mechanism after the ledger's
+    history (``BudgetDecision.projected``): the cumulative ε, computed once per round.
+    """
     accountant = settings.privacy.accountant
-    epsilon = epsilon_spent(
-        [*node.spent_before, mechanism], delta=node.budget.delta, accountant=accountant
-    )
     node.ledger.append(
         run_id=node.run_id,
         round=server_round,
@@ -198,7 +200,6 @@ def record_round(
             "randomness": settings.privacy.noise_source.value,
         },
     )
-    return epsilon
 
 
 def _cached_plan(context: Context, run_id: str) -> float | None:

@@ -118,7 +118,14 @@ def coordinate(
             },
             "refusals": result.refusals,
             "institution_level": (
-                {**result.institution_level, "scope": SCOPE} if result.institution_level else None
+                {
+                    **result.institution_level,
+                    "noise_multiplier": settings.privacy.central_noise_multiplier,
+                    "clipping_norm": settings.privacy.central_clipping_norm,
+                    "scope": SCOPE,
+                }
+                if result.institution_level
+                else None
             ),
             "rejected_nodes": {str(k): v for k, v in roster.rejected.items()},
             "seed": settings.seed,

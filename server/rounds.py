@@ -183,7 +183,11 @@ class RoundLoop:
         if isinstance(self._strategy, DifferentialPrivacyFixedClippingBase):
             spent = self._strategy.privacy_spent()
             if spent is not None:
-                result.institution_level = {"epsilon": spent.epsilon, "delta": spent.delta}
+                result.institution_level = {
+                    "epsilon": spent.epsilon,
+                    "delta": spent.delta,
+                    "releases": self._strategy.accountant.num_releases,  # type: ignore[union-attr]
+                }
                 record["institution_level_epsilon"] = spent.epsilon
         record["train"] = (
             {"loss": messages.number(train_metrics, "train_loss")} if train_metrics else {}

@@ -33,6 +33,8 @@ def test_institution_level_epsilon_is_recorded_and_reproducible(tmp_path, side, 
     releases = [PoissonGaussian(noise_multiplier=2.0, sample_rate=1.0, steps=2, max_grad_norm=1.0)]
     expected = independent_epsilon(releases, delta=1e-5, method=IndependentMethod.rdp)
     assert level["epsilon"] == pytest.approx(expected, rel=0.01)
+    # The summary carries everything an independent accountant needs.
+    assert (level["noise_multiplier"], level["releases"], level["delta"]) == (2.0, 2, 1e-5)
     assert lines[0]["institution_level_epsilon"] < lines[1]["institution_level_epsilon"]
 
 

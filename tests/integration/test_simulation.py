@@ -99,7 +99,7 @@ def test_same_seed_same_metrics_to_the_last_digit(three_banks, tmp_path, simulat
         assert a["train"] == b["train"]
 
 
-def test_fedprox_with_sampling_runs_and_samples_reproducibly(tmp_path, simulate):
+def test_fedprox_with_sampling_trains_two_of_three_banks_per_round(tmp_path, simulate):
     run_dir = tmp_path / "prox"
     summary = simulate(
         run_dir,
