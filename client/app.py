@@ -9,7 +9,7 @@ aggregate metrics; rows, features and labels never leave the node.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,8 +24,9 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from fedrisk.client import private_round
+from fedrisk.client import private_round, secagg_node, secure_update
 from fedrisk.client.dp_trainer import train_private
 from fedrisk.client.node_data import NodeData, institution_seed, load_node_data
 from fedrisk.client.trainer import evaluate_model, train_local
@@ -35,6 +36,11 @@ from fedrisk.models.tabular import build_model, get_weights
 from fedrisk.privacy.accountant import epsilon_spent
 from fedrisk.privacy.calibration import PrivacyPlanError
 from fedrisk.strategies import WEIGHT_KEY, messages
+from fedrisk.strategies.secagg import wire
+from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
+
+UNMASK_ACTION = wire.UNMASK_MESSAGE_TYPE.split(".", 1)[1]
+CONSISTENCY_ACTION = wire.CONSISTENCY_MESSAGE_TYPE.split(".", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -95,11 +101,23 @@ def query(msg: Message, context: Context) -> Message:
     """Answer the coordinator's roll call: which institution this node is.
 
     Under DP-SGD the node also plans its noise for the whole run here, before
-    round 1, and reports what it has already spent (or refuses to take part).
+    round 1, and reports what it has already spent (or refuses to take part). Under
+    secure aggregation it advertises its signed key for the run and keeps its row
+    count to itself.
     """
     setup = node_setup(context)
-    metrics = MetricRecord({WEIGHT_KEY: setup.data.n_train})
+    secagg = setup.settings.secagg
+    metrics = MetricRecord() if secagg.enabled else MetricRecord({WEIGHT_KEY: setup.data.n_train})
     content = RecordDict({messages.NODE: _node_record(setup), messages.METRICS: metrics})
+    if secagg.enabled:
+        try:
+            advert = secagg_node.advertisement(
+                context, setup.institution, messages.config_of(msg.content, wire.SETUP)
+            )
+        except (ProtocolAbort, messages.MalformedMessage) as err:
+            content[wire.ABORT] = secagg_node.abort_record(_as_abort(err, Stage.advertise))
+        else:
+            content[wire.ADVERT] = ConfigRecord({wire.ADVERT_KEY: advert})
     if setup.settings.privacy.mode is PrivacyMode.dpsgd:
         try:
             node = private_round.node_privacy(
@@ -119,59 +137,107 @@ def query(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
+@dataclass
+class _Update:
+    """A trained update before it is sent: weights, figures, and the ledger step."""
+
+    arrays: ArrayRecord
+    n_examples: int
+    loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    record: Callable[[str], None] | None = None
+
+
 def train(msg: Message, context: Context) -> Message:
     """Train the global model on this institution's rows for one round."""
     torch.set_num_threads(1)
     setup = node_setup(context)
+    settings = setup.settings
     config = messages.config_of(msg.content)
     server_round = int(messages.number(config, messages.SERVER_ROUND))
-    model = _local_model(setup, messages.arrays_of(msg.content))
+    prepared = None
+    if settings.secagg.enabled:
+        try:
+            prepared = secagg_node.prepare_round(
+                msg,
+                context,
+                secagg=settings.secagg,
+                institution=setup.institution,
+                server_round=server_round,
+            )
+            _check_rows(setup)
+        except secagg_node.Readvertised as err:
+            records = secagg_node.readvertise_record(err)
+            return Message(
+                content=RecordDict({**records, messages.NODE: _node_record(setup)}), reply_to=msg
+            )
+        except ProtocolAbort as err:
+            return _abort_reply(msg, setup, err)
+    received = messages.arrays_of(msg.content)
+    model = _local_model(setup, received)
     mu = messages.number(config, messages.PROXIMAL_MU) if messages.PROXIMAL_MU in config else 0.0
-    if setup.settings.privacy.mode is PrivacyMode.dpsgd:
-        return _train_private(msg, context, setup, model, server_round=server_round, mu=mu)
-    result = train_local(
-        model,
-        setup.data.x_train,
-        setup.data.y_train,
-        setup.settings.task.train,
-        seed=institution_seed(setup.settings.seed, setup.institution, server_round),
-        proximal_mu=mu,
-        global_weights=get_weights(model) if mu > 0 else None,
-    )
-    content = RecordDict(
-        {
-            messages.ARRAYS: ArrayRecord(model.state_dict()),
-            messages.METRICS: MetricRecord(
-                {WEIGHT_KEY: _weight(setup, result.n_examples), "train_loss": result.loss}
-            ),
-            messages.NODE: _node_record(setup),
-        }
-    )
+    if settings.privacy.mode is PrivacyMode.dpsgd:
+        update = _train_private(context, setup, model, server_round=server_round, mu=mu)
+        if isinstance(update, RecordDict):
+            return Message(content=update, reply_to=msg)
+    else:
+        result = train_local(
+            model,
+            setup.data.x_train,
+            setup.data.y_train,
+            settings.task.train,
+            seed=institution_seed(settings.seed, setup.institution, server_round),
+            proximal_mu=mu,
+            global_weights=get_weights(model) if mu > 0 else None,
+        )
+        update = _Update(ArrayRecord(model.state_dict()), result.n_examples, result.loss)
+    weight = _weight(setup, update.n_examples)
+    if prepared is None:
+        sent = update.arrays
+        metrics = {WEIGHT_KEY: weight, "train_loss": update.loss, **update.metrics}
+        content = RecordDict({messages.ARRAYS: sent})
+    else:
+        records = secure_update.masked_reply(
+            prepared,
+            context,
+            setup.settings,
+            received=received,
+            trained=update.arrays,
+            clipping_norm=_clipping_norm(config),
+            weight=weight,
+            loss=update.loss,
+            institution=setup.institution,
+            rng_seed=institution_seed(settings.seed, setup.institution, server_round),
+        )
+        sent = records[wire.MASKED]  # type: ignore[assignment]
+        metrics = dict(update.metrics)
+        content = RecordDict(records)
+    if update.record is not None:
+        update.record(messages.update_digest(sent))
+    content[messages.METRICS] = MetricRecord(metrics)
+    content[messages.NODE] = _node_record(setup)
     return Message(content=content, reply_to=msg)
 
 
 def _train_private(
-    msg: Message,
     context: Context,
     setup: NodeSetup,
     model: torch.nn.Module,
     *,
     server_round: int,
     mu: float,
-) -> Message:
-    """One DP-SGD round: gate on the budget, train, sign the ledger, reply."""
+) -> _Update | RecordDict:
+    """One DP-SGD round: gate on the budget and train; the ledger entry waits for the digest."""
     settings = setup.settings
     try:
         node = private_round.node_privacy(
             context, settings, setup.data, institution=setup.institution
         )
     except PrivacyPlanError as err:
-        refusal = private_round.refusal_record(str(err))
-        return Message(content=_refusal_content(setup, refusal), reply_to=msg)
+        return _refusal_content(setup, private_round.refusal_record(str(err)))
     decision, planned = private_round.gate(node, settings, setup.data)
     if not decision.allowed:
-        refusal = private_round.budget_refusal(node, decision)
-        return Message(content=_refusal_content(setup, refusal), reply_to=msg)
+        return _refusal_content(setup, private_round.budget_refusal(node, decision))
     trained = train_private(
         model,
         setup.data.x_train,
@@ -184,41 +250,95 @@ def _train_private(
     )
     if trained.mechanism != planned:
         raise RuntimeError(f"{setup.institution}: trained {trained.mechanism}, gated {planned}")
-    arrays = ArrayRecord(model.state_dict())
-    digest = messages.update_digest(arrays)
     epsilon = decision.projected
-    private_round.record_round(
-        node,
-        settings,
-        server_round=server_round,
-        mechanism=trained.mechanism,
-        epsilon=epsilon,
-        update_sha256=digest,
-    )
-    metrics = MetricRecord(
-        {
-            WEIGHT_KEY: trained.result.n_examples,
-            "train_loss": trained.result.loss,
+
+    def record(digest: str) -> None:
+        private_round.record_round(
+            node,
+            settings,
+            server_round=server_round,
+            mechanism=trained.mechanism,
+            epsilon=epsilon,
+            update_sha256=digest,
+        )
+
+    return _Update(
+        arrays=ArrayRecord(model.state_dict()),
+        n_examples=trained.result.n_examples,
+        loss=trained.result.loss,
+        metrics={
             messages.EPSILON: epsilon,
             messages.EPSILON_BUDGET: node.budget.epsilon,
             messages.DELTA: node.budget.delta,
             messages.NOISE_MULTIPLIER: node.noise_multiplier,
-        }
+        },
+        record=record,
     )
-    content = RecordDict(
-        {messages.ARRAYS: arrays, messages.METRICS: metrics, messages.NODE: _node_record(setup)}
-    )
-    return Message(content=content, reply_to=msg)
 
 
 def _refusal_content(setup: NodeSetup, refusal: ConfigRecord) -> RecordDict:
+    metrics = (
+        MetricRecord()
+        if setup.settings.secagg.enabled
+        else MetricRecord({WEIGHT_KEY: setup.data.n_train})
+    )
     return RecordDict(
         {
             messages.NODE: _node_record(setup),
             messages.REFUSAL: refusal,
-            messages.METRICS: MetricRecord({WEIGHT_KEY: setup.data.n_train}),
+            messages.METRICS: metrics,
         }
     )
+
+
+def _abort_reply(msg: Message, setup: NodeSetup, err: ProtocolAbort) -> Message:
+    content = RecordDict(
+        {wire.ABORT: secagg_node.abort_record(err), messages.NODE: _node_record(setup)}
+    )
+    return Message(content=content, reply_to=msg)
+
+
+def _as_abort(err: Exception, stage: Stage) -> ProtocolAbort:
+    return err if isinstance(err, ProtocolAbort) else ProtocolAbort(stage, str(err))
+
+
+def _check_rows(setup: NodeSetup) -> None:
+    limit = setup.settings.secagg.max_rows
+    if setup.settings.privacy.mode is not PrivacyMode.central and setup.data.n_train > limit:
+        raise ProtocolAbort(
+            Stage.train,
+            f"{setup.institution} has {setup.data.n_train} training rows; `secagg.max_rows` "
+            f"must be at least that; got {limit}",
+        )
+
+
+def _clipping_norm(config: ConfigRecord) -> float | None:
+    value = config.get(KEY_CLIPPING_NORM)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def unmask(msg: Message, context: Context) -> Message:
+    """Reveal this institution's part of the round's unmasking."""
+    setup = node_setup(context)
+    try:
+        content = secagg_node.unmask(
+            msg, context, secagg=setup.settings.secagg, institution=setup.institution
+        )
+    except ProtocolAbort as err:
+        return _abort_reply(msg, setup, err)
+    return Message(content=content, reply_to=msg)
+
+
+def consistency(msg: Message, context: Context) -> Message:
+    """Sign the survivor set of the round (optional consistency round)."""
+    setup = node_setup(context)
+    try:
+        content = secagg_node.consistency(
+            msg, context, secagg=setup.settings.secagg, institution=setup.institution
+        )
+    except ProtocolAbort as err:
+        return _abort_reply(msg, setup, err)
+    return Message(content=content, reply_to=msg)
 
 
 def evaluate(msg: Message, context: Context) -> Message:
@@ -232,11 +352,20 @@ def evaluate(msg: Message, context: Context) -> Message:
     finite = {k: float(v) for k, v in scores.items() if v == v}  # NaN: one-class validation set
     content = RecordDict(
         {
-            messages.METRICS: MetricRecord({WEIGHT_KEY: len(setup.data.y_val), **finite}),
+            messages.METRICS: MetricRecord({WEIGHT_KEY: _eval_weight(setup), **finite}),
             messages.NODE: _node_record(setup),
         }
     )
     return Message(content=content, reply_to=msg)
+
+
+def _eval_weight(setup: NodeSetup) -> int:
+    """Weight of a bank's validation metrics: its rows, or 1 under secure aggregation.
+
+    Under secure aggregation no row count travels in the clear, so the federated
+    validation metrics are the unweighted mean over institutions.
+    """
+    return 1 if setup.settings.secagg.enabled else len(setup.data.y_val)
 
 
 def _weight(setup: NodeSetup, n_examples: int) -> int:
@@ -257,6 +386,7 @@ def central_clipping_mod(
         if (
             privacy.mode is PrivacyMode.central
             and privacy.central_clipping_side is ClippingSide.client
+            and not settings.secagg.enabled  # then the training handler clips before masking
         ):
             return fixedclipping_mod(msg, context, call_next)
     return call_next(msg, context)
@@ -278,6 +408,8 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     client.query()(query)
     client.train()(train)
     client.evaluate()(evaluate)
+    client.query(UNMASK_ACTION)(unmask)
+    client.query(CONSISTENCY_ACTION)(consistency)
     return client
 
 

@@ -11,7 +11,6 @@ it does not train and replies with a refusal that says why.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from flwr.app import ConfigRecord, Context
 
@@ -21,6 +20,7 @@ from fedrisk.client.dp_trainer import (
     steps_per_round,
 )
 from fedrisk.client.node_data import NodeData
+from fedrisk.client.node_keys import SIGNING_KEY_FILE, locations
 from fedrisk.conf.privacy import PrivacyConfig
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.privacy.accountant import accountant_version
@@ -38,7 +38,6 @@ from fedrisk.privacy.mechanism import PoissonGaussian
 from fedrisk.secure.signing import load_private_key
 from fedrisk.strategies import messages
 
-SIGNING_KEY_FILE = "signing_key.pem"
 _PLAN_RECORD = "fedrisk-dp-plan"
 
 
@@ -72,7 +71,7 @@ def node_privacy(
     fedrisk.privacy.ledger.LedgerTampered
         If the institution's own ledger does not verify.
     """
-    state_dir, manifest_path = _locations(context, institution)
+    state_dir, manifest_path = locations(context, institution)
     manifest = ConsortiumManifest.load(manifest_path)
     record = next(r for r in manifest.institutions if r.name == institution)
     budget = Budget(epsilon=record.budget_epsilon, delta=record.budget_delta)
@@ -207,21 +206,3 @@ def _cached_plan(context: Context, run_id: str) -> float | None:
     if record is None or record.get("run-id") != run_id:
         return None
     return messages.number(record, "noise-multiplier")
-
-
-def _locations(context: Context, institution: str) -> tuple[Path, Path]:
-    """Return the node's state folder and the consortium manifest path."""
-    node_config = context.node_config
-    if messages.NODE_STATE_DIR in node_config:
-        return (
-            Path(str(node_config[messages.NODE_STATE_DIR])),
-            Path(str(node_config[messages.NODE_MANIFEST])),
-        )
-    state_root = str(context.run_config.get(messages.STATE_DIR, ""))
-    manifest = str(context.run_config.get(messages.MANIFEST, ""))
-    if not state_root or not manifest:
-        raise ValueError(
-            "privacy=dpsgd needs the institution's state folder and the consortium manifest; "
-            f"got state-dir={state_root!r}, manifest={manifest!r}"
-        )
-    return Path(state_root) / institution, Path(manifest)

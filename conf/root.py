@@ -17,7 +17,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedrisk.conf.consortium import ConsortiumConfig
-from fedrisk.conf.privacy import PrivacyConfig, PrivacyMode
+from fedrisk.conf.privacy import ClippingSide, PrivacyConfig, PrivacyMode
 from fedrisk.conf.secagg import SecAggConfig
 from fedrisk.conf.strategy import StrategyConfig, StrategyName
 from fedrisk.conf.task import TaskConfig
@@ -100,6 +100,8 @@ class FedriskConfig:
                 if consortium.generate is not None
                 else len(consortium.institutions)
             )
+            if self.secagg.enabled:
+                self.secagg.checked_for(count)
             if self.strategy.min_train_nodes > count:
                 raise ValueError(
                     f"`strategy.min_train_nodes` must be at most the {count} institutions of "
@@ -117,6 +119,22 @@ class FedriskConfig:
                     "`strategy` must be fedavg or fedprox with privacy=central (Flower's "
                     "accounted DP-FedAvg); got fedadam"
                 )
+            if self.secagg.enabled:
+                self._check_central_with_secagg()
+
+    def _check_central_with_secagg(self) -> None:
+        if self.privacy.central_clipping_side is not ClippingSide.client:
+            raise ValueError(
+                "`privacy.central_clipping_side` must be client with secagg=secaggplus (the "
+                "coordinator never sees one institution's update, so it cannot clip it); "
+                f"got {self.privacy.central_clipping_side.value}"
+            )
+        if self.secagg.clip < self.privacy.central_clipping_norm:
+            raise ValueError(
+                "`secagg.clip` must be at least `privacy.central_clipping_norm` (a clipped "
+                f"update's coordinates reach it); got {self.secagg.clip} < "
+                f"{self.privacy.central_clipping_norm}"
+            )
 
 
 def register_configs() -> None:

@@ -1,15 +1,55 @@
-"""Schema of the ``secagg`` config group."""
+"""Schema of the ``secagg`` config group: secure aggregation of the institutions' updates."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
+
+from fedrisk.secure.quantize import check_overflow
+
+SUPPORTED_BITS = (32, 64)
 
 
 class SecAggMode(str, Enum):
     """How institutions' updates reach the coordinator."""
 
     none = "none"
+    secaggplus = "secaggplus"
+
+
+class FailurePolicy(str, Enum):
+    """What the run does when a round cannot be unmasked."""
+
+    skip = "skip"
+    stop = "stop"
+
+
+@dataclass
+class StageTimeouts:
+    """Seconds the coordinator waits at each secure-aggregation stage.
+
+    Parameters
+    ----------
+    train : float | None (default: None)
+        Masked-update stage (the training round); ``None`` uses ``round_timeout``.
+    consistency : float (default: 60.0)
+        The optional consistency round.
+    unmask : float (default: 60.0)
+        The unmask round.
+    """
+
+    train: float | None = field(default=None, metadata={"help": "masked-update stage (s)"})
+    consistency: float = field(default=60.0, metadata={"help": "consistency round (s)"})
+    unmask: float = field(default=60.0, metadata={"help": "unmask round (s)"})
+
+    def __post_init__(self) -> None:
+        for name in ("train", "consistency", "unmask"):
+            value = getattr(self, name)
+            if value is None and name == "train":
+                continue
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"`secagg.timeouts.{name}` must be positive; got {value}")
 
 
 @dataclass
@@ -19,10 +59,131 @@ class SecAggConfig:
     Parameters
     ----------
     mode : SecAggMode (default: none)
-        ``none``: updates are sent in the clear to the coordinator.
+        ``none``: updates travel in the clear to the coordinator. ``secaggplus``:
+        masked updates; the coordinator learns only their sum.
+    degree : int (default: 0)
+        Neighbours per institution in the SecAgg+ graph (an even number); 0, or a
+        degree at least the number of participants, uses the full graph.
+    threshold : int (default: 0)
+        Self-mask shares needed to unmask one institution; 0 picks a strict
+        majority of its neighbours. Must exceed half the neighbours.
+    bits : int (default: 32)
+        Word size of the fixed-point encoding: 32 or 64.
+    clip : float (default: 4.0)
+        Each coordinate of a weighted update is clipped to ``[-clip, clip]``.
+    scale_bits : int | None (default: None)
+        Fractional bits; ``None`` picks the largest that cannot overflow for the
+        consortium's size.
+    stochastic_rounding : bool (default: True)
+        Unbiased random rounding; ``False`` rounds to nearest.
+    max_rows : int (default: 1000000)
+        Public bound on any institution's training rows: updates are weighted by
+        rows / max_rows, and the row count itself travels only masked.
+    consistency_check : bool (default: False)
+        Run Bonawitz et al.'s consistency round: survivors sign the survivor set
+        before anyone reveals a share. Off by default (a coordinator that shows
+        different dropout sets to different banks is outside the default threat model).
+    on_failure : FailurePolicy (default: skip)
+        When a round cannot be unmasked: ``skip`` keeps the previous model and goes
+        on; ``stop`` ends the run.
+    timeouts : StageTimeouts
+        Per-stage timeouts.
     """
 
     mode: SecAggMode = field(default=SecAggMode.none, metadata={"help": "secure aggregation"})
+    degree: int = field(default=0, metadata={"help": "SecAgg+ neighbours; 0 = full graph"})
+    threshold: int = field(default=0, metadata={"help": "shares to unmask; 0 = majority"})
+    bits: int = field(default=32, metadata={"help": "fixed-point word size: 32 or 64"})
+    clip: float = field(default=4.0, metadata={"help": "clipping range of a coordinate"})
+    scale_bits: int | None = field(default=None, metadata={"help": "fractional bits"})
+    stochastic_rounding: bool = field(default=True, metadata={"help": "unbiased rounding"})
+    max_rows: int = field(default=1_000_000, metadata={"help": "public bound on rows"})
+    consistency_check: bool = field(default=False, metadata={"help": "consistency round"})
+    on_failure: FailurePolicy = field(
+        default=FailurePolicy.skip, metadata={"help": "skip | stop a failed round"}
+    )
+    timeouts: StageTimeouts = field(default_factory=StageTimeouts)
 
     def __post_init__(self) -> None:
         self.mode = SecAggMode(self.mode)
+        self.on_failure = FailurePolicy(self.on_failure)
+        if isinstance(self.timeouts, dict):
+            self.timeouts = StageTimeouts(**self.timeouts)
+        if self.degree < 0 or self.degree % 2:
+            raise ValueError(
+                f"`secagg.degree` must be 0 or a positive even number; got {self.degree}"
+            )
+        if self.threshold < 0:
+            raise ValueError(
+                f"`secagg.threshold` must be 0 (auto) or positive; got {self.threshold}"
+            )
+        if self.degree and self.threshold and not self.degree / 2 < self.threshold <= self.degree:
+            raise ValueError(
+                "`secagg.threshold` must exceed half of `secagg.degree` and not exceed it; "
+                f"got threshold={self.threshold}, degree={self.degree}"
+            )
+        if self.bits not in SUPPORTED_BITS:
+            raise ValueError(f"`secagg.bits` must be 32 or 64; got {self.bits}")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise ValueError(f"`secagg.clip` must be positive and finite; got {self.clip}")
+        if self.scale_bits is not None and not 0 <= self.scale_bits < self.bits - 1:
+            raise ValueError(
+                f"`secagg.scale_bits` must be in [0, {self.bits - 1}); got {self.scale_bits}"
+            )
+        if self.max_rows < 1:
+            raise ValueError(f"`secagg.max_rows` must be at least 1; got {self.max_rows}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether updates are securely aggregated."""
+        return self.mode is SecAggMode.secaggplus
+
+    def checked_for(self, institutions: int) -> int:
+        """Check the encoding against a consortium's size and return its scale bits.
+
+        With ``scale_bits`` unset this is the largest number of fractional bits for
+        which ``institutions`` clipped, weighted updates cannot overflow; the sum of
+        the row counts (at most ``institutions × max_rows``) must fit as well.
+
+        Raises
+        ------
+        ValueError
+            If the consortium is too small for secure aggregation (fewer than 3
+            institutions), the threshold cannot be met by the full graph, or the
+            configured encoding could overflow.
+        """
+        if institutions < 3:
+            raise ValueError(
+                "secure aggregation needs at least 3 institutions (with 2, each learns the "
+                f"other's update from the sum); got {institutions}"
+            )
+        neighbours = institutions - 1
+        if self.degree and self.degree < neighbours:
+            neighbours = self.degree
+        if self.threshold and not neighbours / 2 < self.threshold <= neighbours:
+            raise ValueError(
+                f"`secagg.threshold` must exceed half of the {neighbours} neighbours each "
+                f"institution has and not exceed them; got {self.threshold}"
+            )
+        if institutions * self.max_rows >= 2 ** (self.bits - 1):
+            raise ValueError(
+                f"`secagg.max_rows` × institutions must stay below 2^{self.bits - 1} with "
+                f"bits={self.bits}; got {self.max_rows} × {institutions}"
+            )
+        if self.scale_bits is not None:
+            check_overflow(
+                clip=self.clip, count=institutions, bits=self.bits, scale_bits=self.scale_bits
+            )
+            return self.scale_bits
+        for scale_bits in range(self.bits - 2, -1, -1):
+            try:
+                check_overflow(
+                    clip=self.clip, count=institutions, bits=self.bits, scale_bits=scale_bits
+                )
+            except ValueError:
+                continue
+            return scale_bits
+        raise ValueError(
+            f"`secagg.clip` × institutions must stay below 2^{self.bits - 1}; got "
+            f"{self.clip} × {institutions} with bits={self.bits} (raise `secagg.bits` to 64)"
+        )

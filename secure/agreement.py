@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 PROTOCOL = b"fedrisk-secagg"
 VERSION = 1
 PAIR_SEED_LABEL = b"pair-seed"
+SHARE_KEY_LABEL = b"share-key"
 PUBLIC_KEY_SIZE = 32
 SEED_SIZE = 32
 MAX_NODE_ID = 2**64 - 1
@@ -88,6 +89,64 @@ def derive_pair_seed(
     len(run_id) (4 bytes BE) || run_id (UTF-8) || round (4 bytes BE) || min id (8 bytes
     BE) || max id (8 bytes BE)``: length-prefixed, so no two inputs share an encoding.
     """
+    return _derive(
+        private,
+        peer_public,
+        label=PAIR_SEED_LABEL,
+        run_id=run_id,
+        round=round,
+        node_a=node_a,
+        node_b=node_b,
+        salt=salt,
+    )
+
+
+def derive_share_key(
+    private: X25519PrivateKey,
+    peer_public: bytes,
+    *,
+    run_id: str,
+    round: int,
+    node_a: int,
+    node_b: int,
+    salt: bytes,
+) -> bytes:
+    """Derive the 32-byte ChaCha20-Poly1305 key that seals Shamir shares between two nodes.
+
+    Same inputs, checks and ``info`` layout as `derive_pair_seed`, with the label
+    ``SHARE_KEY_LABEL`` in place of ``PAIR_SEED_LABEL``: revealing a round's pair seed
+    (for a dropped peer) says nothing about the key that sealed that round's shares.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        As `derive_pair_seed`.
+    """
+    return _derive(
+        private,
+        peer_public,
+        label=SHARE_KEY_LABEL,
+        run_id=run_id,
+        round=round,
+        node_a=node_a,
+        node_b=node_b,
+        salt=salt,
+    )
+
+
+def _derive(
+    private: X25519PrivateKey,
+    peer_public: bytes,
+    *,
+    label: bytes,
+    run_id: str,
+    round: int,
+    node_a: int,
+    node_b: int,
+    salt: bytes,
+) -> bytes:
     if not isinstance(private, X25519PrivateKey):
         raise TypeError(f"`private` must be an X25519PrivateKey; got {type(private).__name__}")
     if not isinstance(peer_public, bytes):
@@ -100,7 +159,7 @@ def derive_pair_seed(
         raise TypeError(f"`salt` must be bytes; got {type(salt).__name__}")
     if not salt:
         raise ValueError("`salt` must be non-empty; got an empty salt")
-    info = _pair_info(run_id=run_id, round=round, node_a=node_a, node_b=node_b)
+    info = _pair_info(label, run_id=run_id, round=round, node_a=node_a, node_b=node_b)
     try:
         shared = private.exchange(X25519PublicKey.from_public_bytes(peer_public))
     except ValueError:
@@ -112,7 +171,7 @@ def derive_pair_seed(
     return hkdf.derive(shared)
 
 
-def _pair_info(*, run_id: str, round: int, node_a: int, node_b: int) -> bytes:
+def _pair_info(label: bytes, *, run_id: str, round: int, node_a: int, node_b: int) -> bytes:
     if not isinstance(run_id, str):
         raise TypeError(f"`run_id` must be a str; got {type(run_id).__name__}")
     if not run_id:
@@ -128,7 +187,7 @@ def _pair_info(*, run_id: str, round: int, node_a: int, node_b: int) -> bytes:
         PROTOCOL
         + b"\x00"
         + bytes([VERSION])
-        + PAIR_SEED_LABEL
+        + label
         + b"\x00"
         + struct.pack(">I", len(run))
         + run

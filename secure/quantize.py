@@ -45,7 +45,13 @@ def check_overflow(*, clip: float, count: int, bits: int, scale_bits: int) -> No
 
 
 def quantize(
-    values: np.ndarray, *, clip: float, bits: int, scale_bits: int, rng: np.random.Generator
+    values: np.ndarray,
+    *,
+    clip: float,
+    bits: int,
+    scale_bits: int,
+    rng: np.random.Generator,
+    stochastic: bool = True,
 ) -> np.ndarray:
     """Encode ``values`` as fixed-point integers modulo ``2**bits``.
 
@@ -61,6 +67,9 @@ def quantize(
         Fractional bits: the resolution is ``2**-scale_bits``.
     rng : np.random.Generator
         Source of the rounding coins.
+    stochastic : bool (default: True)
+        Round up or down at random (unbiased); ``False`` rounds to the nearest
+        integer (biased by at most half a step, no randomness used).
 
     Returns
     -------
@@ -91,8 +100,11 @@ def quantize(
     scaled = np.ldexp(np.clip(values.astype(np.float64), -clip, clip), scale_bits)
     if not np.all(np.isfinite(scaled)):
         raise ValueError("`values` must be finite; got NaN or infinity")
-    low = np.floor(scaled)
-    rounded = (low + (rng.random(scaled.shape) < scaled - low)).astype(np.int64)
+    if stochastic:
+        low = np.floor(scaled)
+        rounded = (low + (rng.random(scaled.shape) < scaled - low)).astype(np.int64)
+    else:
+        rounded = np.floor(scaled + 0.5).astype(np.int64)
     return rounded.astype(_UNSIGNED[bits])  # two's complement: wraps modulo 2**bits
 
 

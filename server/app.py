@@ -12,10 +12,13 @@ from pathlib import Path
 import torch
 from flwr.app import ArrayRecord, Context
 from flwr.serverapp import Grid, ServerApp
+from flwr.serverapp.strategy import Strategy
 
 from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
+from fedrisk.conf.secagg import FailurePolicy
 from fedrisk.models.tabular import build_model
+from fedrisk.privacy.manifest import ConsortiumManifest
 from fedrisk.server.evaluation import CentralEvaluator, HeldOutSet
 from fedrisk.server.plots import plot_rounds
 from fedrisk.server.records import (
@@ -26,10 +29,17 @@ from fedrisk.server.records import (
     save_model,
     write_json_atomic,
 )
-from fedrisk.server.roll_call import roll_call
+from fedrisk.server.roll_call import Roster, roll_call
 from fedrisk.server.rounds import LoopResult, LoopSettings, RoundLoop
 from fedrisk.strategies import build_strategy, messages
 from fedrisk.strategies.central_dp import SCOPE, wrap_central_dp
+from fedrisk.strategies.secagg import wire
+from fedrisk.strategies.secagg.strategy import (
+    RunKeys,
+    SecureAggregation,
+    wrap_secure_aggregation,
+)
+from fedrisk.strategies.secagg.wire import ProtocolAbort
 
 
 def make_server_app(run_config: Mapping[str, str] | None = None) -> ServerApp:
@@ -68,7 +78,14 @@ def coordinate(
         raise ValueError("`task.schema` must be resolved before the run starts; got None")
     institutions = messages.institutions_of(run_config)
     minimum = settings.strategy.min_train_nodes
-    roster = roll_call(grid, expected=institutions, minimum=minimum, timeout=settings.round_timeout)
+    keys = _run_keys(settings, run_config)
+    roster = roll_call(
+        grid,
+        expected=institutions,
+        minimum=minimum,
+        timeout=settings.round_timeout,
+        setup=None if keys is None else {wire.SETUP: keys.setup_record()},
+    )
 
     held_out = HeldOutSet.load(str(run_config[messages.TEST_PATH]), schema)
     evaluator = CentralEvaluator(settings.task.model, held_out, threshold=settings.task.threshold)
@@ -80,6 +97,8 @@ def coordinate(
         strategy = wrap_central_dp(
             strategy, settings.privacy, settings.strategy, n_institutions=len(institutions)
         )
+    if keys is not None:
+        strategy = _secure(strategy, settings, keys, roster, n_institutions=len(institutions))
     recorder = RunRecorder(run_dir)
     loop = RoundLoop(
         grid,
@@ -90,9 +109,10 @@ def coordinate(
         LoopSettings(
             rounds=settings.rounds,
             seed=settings.seed,
-            timeout=settings.round_timeout,
+            timeout=settings.secagg.timeouts.train or settings.round_timeout,
             min_train_nodes=minimum,
             show_progress=True,
+            skip_failed_rounds=settings.secagg.on_failure is FailurePolicy.skip,
         ),
     )
     result = loop.run(initial)
@@ -113,7 +133,7 @@ def coordinate(
             "global": result.last_central,
             "federated": result.last_federated,
             "institutions": {
-                name: institution_summary(name, roster.n_train[name], result, settings)
+                name: institution_summary(name, roster.n_train.get(name), result, settings)
                 for name in roster.institutions
             },
             "refusals": result.refusals,
@@ -132,6 +152,7 @@ def coordinate(
             "strategy": settings.strategy.name.value,
             "privacy": settings.privacy.mode.value,
             "secagg": settings.secagg.mode.value,
+            "secure_aggregation": result.secagg or None,
             "model_file": MODEL_FILE,
         },
     )
@@ -141,10 +162,49 @@ def coordinate(
 app = make_server_app()
 
 
+def _run_keys(settings: FedriskConfig, run_config: Mapping[str, object]) -> RunKeys | None:
+    """Fresh run tag and salt, and the manifest's signing keys, under secure aggregation."""
+    if not settings.secagg.enabled:
+        return None
+    path = run_config.get(messages.MANIFEST)
+    if not path:
+        raise ValueError(
+            "secagg=secaggplus needs the consortium manifest (`manifest` in the run config); "
+            "got none"
+        )
+    manifest = ConsortiumManifest.load(Path(str(path)))
+    return RunKeys.fresh({r.name: manifest.public_key(r.name) for r in manifest.institutions})
+
+
+def _secure(
+    strategy: Strategy,
+    settings: FedriskConfig,
+    keys: RunKeys,
+    roster: Roster,
+    *,
+    n_institutions: int,
+) -> SecureAggregation:
+    """Wrap the strategy in SecAgg+ and register the advertisements of the roll call."""
+    secure = wrap_secure_aggregation(strategy, settings, keys=keys, n_institutions=n_institutions)
+    for name in roster.institutions:
+        advert = roster.adverts.get(name)
+        if advert is None:
+            roster.refusals.setdefault(name, "no secure-aggregation key advertisement")
+            continue
+        try:
+            secure.register(name, roster.node_of[name], advert)
+        except ProtocolAbort as err:
+            roster.refusals[name] = f"key advertisement rejected: {err.reason}"
+    return secure
+
+
 def institution_summary(
-    name: str, n_train: int, result: LoopResult, settings: FedriskConfig
+    name: str, n_train: int | None, result: LoopResult, settings: FedriskConfig
 ) -> dict[str, object]:
-    """One institution's entry in ``summary.json`` (privacy figures under DP)."""
+    """One institution's entry in ``summary.json`` (privacy figures under DP).
+
+    ``n_train`` is None under secure aggregation: the coordinator never learns it.
+    """
     entry: dict[str, object] = {"n_train": n_train}
     figures = result.privacy.get(name)
     if settings.privacy.mode is PrivacyMode.dpsgd and figures is not None:

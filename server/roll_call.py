@@ -8,13 +8,14 @@ waits (up to a timeout) until every expected institution has answered.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from flwr.app import Message, MessageType, RecordDict
+from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedrisk.strategies import WEIGHT_KEY, messages
+from fedrisk.strategies.secagg import wire
 
 
 class RollCallError(RuntimeError):
@@ -35,6 +36,7 @@ class Roster:
     rejected: dict[int, str]
     refusals: dict[str, str] = field(default_factory=dict)
     privacy: dict[str, dict[str, float]] = field(default_factory=dict)
+    adverts: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def institutions(self) -> list[str]:
@@ -49,6 +51,7 @@ def roll_call(
     minimum: int,
     timeout: float,
     poll: float = 0.5,
+    setup: Mapping[str, ConfigRecord] | None = None,
 ) -> Roster:
     """Ask every connected node which institution it is.
 
@@ -64,6 +67,8 @@ def roll_call(
         Seconds to wait for the whole consortium.
     poll : float (default: 0.5)
         Seconds between checks for newly connected nodes.
+    setup : Mapping[str, ConfigRecord] | None (default: None)
+        Records sent with every query (the secure-aggregation setup).
 
     Returns
     -------
@@ -81,13 +86,14 @@ def roll_call(
     rejected: dict[int, str] = {}
     refusals: dict[str, str] = {}
     privacy: dict[str, dict[str, float]] = {}
+    adverts: dict[str, bytes] = {}
     deadline = time.monotonic() + timeout
     while True:
         asked = set(node_of.values()) | set(rejected)
         new = sorted(set(grid.get_node_ids()) - asked)
         if new:
             replies = grid.send_and_receive(
-                _queries(new), timeout=max(1.0, deadline - time.monotonic())
+                _queries(new, setup or {}), timeout=max(1.0, deadline - time.monotonic())
             )
             for reply in replies:
                 src = reply.metadata.src_node_id
@@ -99,7 +105,9 @@ def roll_call(
                         messages.config_of(reply.content, messages.NODE), messages.INSTITUTION
                     )
                     metrics = messages.metrics_of(reply.content)
-                    rows = int(messages.number(metrics, WEIGHT_KEY))
+                    rows = (
+                        int(messages.number(metrics, WEIGHT_KEY)) if WEIGHT_KEY in metrics else None
+                    )
                 except messages.MalformedMessage as err:
                     rejected[src] = f"malformed roll-call reply: {err}"
                     continue
@@ -109,7 +117,14 @@ def roll_call(
                     rejected[src] = f"institution {name!r} already answered from another node"
                 else:
                     node_of[name] = src
-                    n_train[name] = rows
+                    if rows is not None:
+                        n_train[name] = rows
+                    advert = reply.content.config_records.get(wire.ADVERT)
+                    if advert is not None and isinstance(advert.get(wire.ADVERT_KEY), bytes):
+                        adverts[name] = advert[wire.ADVERT_KEY]  # type: ignore[assignment]
+                    aborted = reply.content.config_records.get(wire.ABORT)
+                    if aborted is not None:
+                        refusals[name] = f"secure aggregation: {aborted.get(wire.REASON_KEY)}"
                     if messages.REFUSAL in reply.content.config_records:
                         refusal = messages.config_of(reply.content, messages.REFUSAL)
                         refusals[name] = messages.text(refusal, messages.REFUSAL_REASON)
@@ -133,12 +148,17 @@ def roll_call(
             + (f"; refused: {reasons}" if reasons else "")
         )
     return Roster(
-        node_of=node_of, n_train=n_train, rejected=rejected, refusals=refusals, privacy=privacy
+        node_of=node_of,
+        n_train=n_train,
+        rejected=rejected,
+        refusals=refusals,
+        privacy=privacy,
+        adverts=adverts,
     )
 
 
-def _queries(node_ids: Iterable[int]) -> list[Message]:
+def _queries(node_ids: Iterable[int], setup: Mapping[str, ConfigRecord]) -> list[Message]:
     return [
-        Message(content=RecordDict(), message_type=MessageType.QUERY, dst_node_id=node)
+        Message(content=RecordDict(dict(setup)), message_type=MessageType.QUERY, dst_node_id=node)
         for node in node_ids
     ]

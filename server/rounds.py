@@ -23,6 +23,9 @@ from fedrisk.server.grid_view import EligibleGrid
 from fedrisk.server.records import RunRecorder
 from fedrisk.server.roll_call import Roster
 from fedrisk.strategies import messages
+from fedrisk.strategies.secagg import wire
+from fedrisk.strategies.secagg.strategy import SecureAggregation
+from fedrisk.strategies.secagg.wire import ProtocolAbort
 
 TRAIN_STAGE, EVALUATE_STAGE = 0, 1
 
@@ -39,6 +42,7 @@ class LoopResult:
     privacy: dict[str, dict[str, float]] = field(default_factory=dict)
     refusals: dict[str, str] = field(default_factory=dict)
     institution_level: dict[str, float] = field(default_factory=dict)
+    secagg: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class LoopSettings:
     timeout: float
     min_train_nodes: int
     show_progress: bool = True
+    skip_failed_rounds: bool = False
 
 
 class RoundLoop:
@@ -89,6 +94,8 @@ class RoundLoop:
         self._institution_of = {node: name for name, node in roster.node_of.items()}
         self._exhausted: dict[str, str] = dict(roster.refusals)
         self._privacy = {name: dict(figures) for name, figures in roster.privacy.items()}
+        self._secagg = strategy if isinstance(strategy, SecureAggregation) else None
+        self._dp = _dp_wrapper(strategy)
 
     def run(self, initial: ArrayRecord) -> LoopResult:
         """Train for the configured rounds or until too few institutions can train."""
@@ -135,7 +142,11 @@ class RoundLoop:
             )
         except PrivacyBudgetExhausted as err:
             return f"before round {server_round}: institution-level privacy budget: {err}"
+        except ProtocolAbort as err:
+            record = {"round": server_round, "aggregated": False, "secagg": {"failure": str(err)}}
+            return self._failed(server_round, record, str(err), result)
         replies = self._exchange(sent)
+        aborted = self._secure_replies(replies) if self._secagg is not None else {}
         refused = {
             self._name(r): messages.text(
                 messages.config_of(r.content, messages.REFUSAL), messages.REFUSAL_REASON
@@ -148,6 +159,7 @@ class RoundLoop:
         ok = [r for r in answered if messages.ARRAYS in r.content.array_records]
         failures = self._failures(sent, replies)
         failures.update({self._name(r): "reply carried no update" for r in answered if r not in ok})
+        failures.update(aborted)
         updates = {self._name(r): messages.update_digest(messages.arrays_of(r.content)) for r in ok}
         for reply in ok:
             self._note_privacy(reply)
@@ -173,20 +185,26 @@ class RoundLoop:
                 f"(need {self._settings.min_train_nodes})" + ("; " + "; ".join(why) if why else "")
             )
         arrays, train_metrics = self._strategy.aggregate_train(server_round, ok)
+        if self._secagg is not None:
+            record["secagg"] = self._secagg.records.get(server_round, {})
         if arrays is None:
             record["aggregated"] = False
-            self._recorder.round(record)
-            return f"round {server_round}: the strategy could not aggregate the updates"
+            why = "the strategy could not aggregate the updates"
+            if self._secagg is not None:
+                why = f"secure aggregation failed closed: {record['secagg'].get('failure')}"  # type: ignore[attr-defined]
+            return self._failed(server_round, record, why, result)
         result.arrays = arrays
         result.rounds_completed = server_round
         record["aggregated"] = True
-        if isinstance(self._strategy, DifferentialPrivacyFixedClippingBase):
-            spent = self._strategy.privacy_spent()
+        if self._secagg is not None:
+            result.secagg["rounds_unmasked"] = int(result.secagg.get("rounds_unmasked", 0)) + 1  # type: ignore[call-overload]
+        if self._dp is not None:
+            spent = self._dp.privacy_spent()
             if spent is not None:
                 result.institution_level = {
                     "epsilon": spent.epsilon,
                     "delta": spent.delta,
-                    "releases": self._strategy.accountant.num_releases,  # type: ignore[union-attr]
+                    "releases": self._dp.accountant.num_releases,  # type: ignore[union-attr]
                 }
                 record["institution_level_epsilon"] = spent.epsilon
         record["train"] = (
@@ -208,6 +226,42 @@ class RoundLoop:
         )
         self._recorder.round(record)
         return None
+
+    def _failed(
+        self, server_round: int, record: dict[str, object], why: str, result: LoopResult
+    ) -> str | None:
+        """Record a round that could not be aggregated; skip it or stop the run."""
+        self._recorder.round(record)
+        if self._secagg is None or not self._settings.skip_failed_rounds:
+            return f"round {server_round}: {why}"
+        failed = result.secagg.setdefault("failed_rounds", {})
+        failed[str(server_round)] = why  # type: ignore[index]
+        return None
+
+    def _secure_replies(self, replies: list[Message]) -> dict[str, str]:
+        """Protocol aborts by institution; register re-advertisements of restarted nodes."""
+        secure = self._secagg
+        if secure is None:
+            return {}
+        aborted: dict[str, str] = {}
+        for reply in replies:
+            if reply.has_error():
+                continue
+            records = reply.content.config_records
+            if wire.ADVERT in records:
+                advert = records[wire.ADVERT].get(wire.ADVERT_KEY)
+                try:
+                    secure.register(self._name(reply), reply.metadata.src_node_id, advert)  # type: ignore[arg-type]
+                except ProtocolAbort as err:
+                    aborted[self._name(reply)] = f"re-advertisement rejected: {err.reason}"
+                    continue
+            if wire.ABORT in records:
+                reason = records[wire.ABORT].get(wire.REASON_KEY)
+                peer = records[wire.ABORT].get(wire.PEER_KEY)
+                aborted[self._name(reply)] = (
+                    "secure aggregation: " + str(reason) + (f" (peer {peer})" if peer else "")
+                )
+        return aborted
 
     def _exchange(self, sent: list[Message]) -> list[Message]:
         """Send and receive, returning replies sorted by institution."""
@@ -243,3 +297,13 @@ class RoundLoop:
                 name = self._institution_of[message.metadata.dst_node_id]
                 failures[name] = f"no reply within {self._settings.timeout:g} s"
         return dict(sorted(failures.items()))
+
+
+def _dp_wrapper(strategy: Strategy) -> DifferentialPrivacyFixedClippingBase | None:
+    """Flower's DP wrapper inside ``strategy`` (possibly under secure aggregation)."""
+    current: object = strategy
+    while current is not None:
+        if isinstance(current, DifferentialPrivacyFixedClippingBase):
+            return current
+        current = getattr(current, "strategy", None)
+    return None

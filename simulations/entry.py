@@ -120,10 +120,11 @@ def run_simulation_job(cfg: DictConfig, run_dir: Path) -> dict:
         f"[bold]fedrisk[/bold] simulating consortium [cyan]{settings.consortium.name}[/cyan]: "
         f"{len(built.institutions)} institutions, task {settings.task.name}, strategy "
         f"{settings.strategy.name.value}, privacy {settings.privacy.mode.value}, "
+        f"secure aggregation {settings.secagg.mode.value}, "
         f"{settings.rounds} rounds, seed {settings.seed} → {run_dir}"
     )
     provisioned = None
-    if settings.privacy.mode is PrivacyMode.dpsgd:
+    if settings.privacy.mode is PrivacyMode.dpsgd or settings.secagg.enabled:
         profiles = institution_profiles(settings.consortium, seed=settings.seed)
         provisioned = provision(settings, profiles, run_dir=run_dir)
     run_config = build_run_config(

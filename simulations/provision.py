@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedrisk.client.private_round import SIGNING_KEY_FILE
+from fedrisk.client.node_keys import SIGNING_KEY_FILE
 from fedrisk.conf.consortium import InstitutionConfig
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.privacy.ledger import read_ledger

@@ -56,17 +56,27 @@ def print_comparison(summary: dict, console: Console | None = None) -> None:
         cells = [_fmt((metrics or {}).get(key)) for key, _ in _COLUMNS]
         table.add_row(name, rows, *cells, style=style)
 
-    total = sum(i["n_train"] for i in summary["institutions"].values())
-    row("federated (global model)", str(total), summary["global"], style="bold")
+    counts = [i.get("n_train") for i in summary["institutions"].values()]
+    total = "masked" if None in counts else str(sum(counts))
+    row("federated (global model)", total, summary["global"], style="bold")
     if "pooled" in summary:
-        row("pooled (if data could be shared)", str(total), summary["pooled"])
+        row("pooled (if data could be shared)", total, summary["pooled"])
         for name, metrics in summary["local_only"].items():
-            row(f"local only: {name}", str(summary["institutions"][name]["n_train"]), metrics)
+            rows = summary["institutions"][name].get("n_train")
+            row(f"local only: {name}", "masked" if rows is None else str(rows), metrics)
     if summary.get("oracle_auc") is not None:
         row("oracle (true default prob.)", "", {"auc": summary["oracle_auc"]}, "dim")
     console.print(table)
     if summary.get("privacy") == "dpsgd":
         print_privacy(summary, console)
+    secure = summary.get("secure_aggregation")
+    if secure:
+        failed = secure.get("failed_rounds", {})
+        console.print(
+            f"secure aggregation: {secure.get('rounds_unmasked', 0)} rounds unmasked, "
+            f"{len(failed)} failed closed"
+            + "".join(f"\n  round {r}: {why}" for r, why in failed.items())
+        )
     if summary.get("stop_reason") != "completed":
         console.print(f"[yellow]run stopped early: {summary['stop_reason']}[/yellow]")
     comparison = summary.get("comparison")

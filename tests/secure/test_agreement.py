@@ -56,7 +56,7 @@ def test_seed_is_hkdf_sha256_over_the_shared_secret() -> None:
 
     alice = X25519PrivateKey.from_private_bytes(RFC7748_ALICE_PRIVATE)
     seed = derive_pair_seed(alice, RFC7748_BOB_PUBLIC, node_a=2, node_b=1, **PARAMS)
-    info = _pair_info(run_id="run-1", round=3, node_a=1, node_b=2)
+    info = _pair_info(PAIR_SEED_LABEL, run_id="run-1", round=3, node_a=1, node_b=2)
     prk = hmac.new(SALT, RFC7748_SHARED, hashlib.sha256).digest()
     okm = hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
     assert seed == okm
@@ -82,7 +82,7 @@ def test_every_bound_field_changes_the_seed(change: dict[str, object]) -> None:
 
 
 def test_run_id_encoding_is_unambiguous() -> None:
-    assert _pair_info(run_id="a", round=1, node_a=1, node_b=2) != _pair_info(
+    assert _pair_info(PAIR_SEED_LABEL, run_id="a", round=1, node_a=1, node_b=2) != _pair_info(
         run_id="a\x00", round=1, node_a=1, node_b=2
     )
 

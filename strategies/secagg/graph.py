@@ -1,0 +1,93 @@
+"""The SecAgg+ neighbour graph of a round, and each institution's share threshold.
+
+Bell et al. (CCS 2020) replace the complete graph of SecAgg with a sparse regular
+graph: here a ring over a permutation of the round's participants, each connected to
+``degree / 2`` participants on either side. The permutation is drawn from a public
+seed (SHA-256 of the run tag, the round and the sorted participant ids), so every
+institution computes the same graph itself and the coordinator cannot choose it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+
+from fedrisk.strategies.secagg.wire import GRAPH_LABEL
+
+
+def neighbours(
+    participants: Sequence[int], *, degree: int, run_tag: str, round: int
+) -> dict[int, tuple[int, ...]]:
+    """Each participant's neighbours (sorted node ids) in this round's graph.
+
+    Parameters
+    ----------
+    participants : Sequence[int]
+        Distinct node ids taking part in the round.
+    degree : int
+        Neighbours per participant (even); 0, or at least ``len(participants) - 1``,
+        gives the complete graph.
+    run_tag, round
+        Bind the public permutation to the run and round.
+
+    Raises
+    ------
+    ValueError
+        If node ids repeat or ``degree`` is negative or odd.
+    """
+    ids = sorted(participants)
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"`participants` must be distinct node ids; got {ids}")
+    if degree < 0 or degree % 2:
+        raise ValueError(f"`degree` must be 0 or a positive even number; got {degree}")
+    if degree == 0 or degree >= len(ids) - 1:
+        return {node: tuple(n for n in ids if n != node) for node in ids}
+    order = np.random.default_rng(_public_seed(ids, run_tag=run_tag, round=round)).permutation(
+        len(ids)
+    )
+    ring = [ids[i] for i in order]
+    half = degree // 2
+    size = len(ring)
+    return {
+        node: tuple(
+            sorted(ring[(position + step) % size] for step in range(-half, half + 1) if step)
+        )
+        for position, node in enumerate(ring)
+    }
+
+
+def threshold_for(neighbour_count: int, configured: int) -> int:
+    """Self-mask shares needed to unmask one institution with ``neighbour_count`` holders.
+
+    ``configured`` of 0 means a strict majority. A threshold at or below half would let
+    a coordinator collect a threshold of shares of one secret from one half of the
+    neighbours and of another from the other half.
+
+    Raises
+    ------
+    ValueError
+        If no valid threshold exists (fewer than 2 neighbours) or the configured one is
+        not in ``(neighbour_count / 2, neighbour_count]``.
+    """
+    threshold = configured or neighbour_count // 2 + 1
+    if neighbour_count < 2 or not (neighbour_count / 2 < threshold <= neighbour_count):
+        raise ValueError(
+            f"the share threshold must exceed half of the {neighbour_count} neighbours and "
+            f"not exceed them (and there must be at least 2); got {threshold}"
+        )
+    return threshold
+
+
+def _public_seed(ids: list[int], *, run_tag: str, round: int) -> int:
+    digest = hashlib.sha256(
+        GRAPH_LABEL
+        + b"\x00"
+        + run_tag.encode("utf-8")
+        + b"\x00"
+        + struct.pack(">I", round)
+        + b"".join(struct.pack(">Q", node) for node in ids)
+    ).digest()
+    return int.from_bytes(digest, "big")

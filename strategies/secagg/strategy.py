@@ -1,0 +1,351 @@
+"""``SecureAggregation``: wrap any ``flwr.serverapp`` strategy's aggregation in SecAgg+.
+
+The wrapper adds the round description and any unseen key advertisements to each
+training instruction, accepts only masked replies, runs the optional consistency round
+and the unmask round itself (on the grid it was given in ``configure_train``), decodes
+the unmasked sum into the weighted mean model and the mean training loss, and hands
+that to the wrapped strategy as identical replies (one per survivor, equal weights), so
+FedAvg, FedProx, FedAdam and Flower's client-side DP wrapper aggregate it unchanged.
+The wrapped strategy never sees one institution's update.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Message,
+    MessageType,
+    MetricRecord,
+    RecordDict,
+)
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import Strategy
+
+from fedrisk.conf.privacy import PrivacyMode
+from fedrisk.conf.root import FedriskConfig
+from fedrisk.strategies.factory import WEIGHT_KEY
+from fedrisk.strategies.messages import ARRAYS, METRICS, update_digest
+from fedrisk.strategies.secagg.advert import verify_advertisement
+from fedrisk.strategies.secagg.consistency import collect_signatures
+from fedrisk.strategies.secagg.encoding import Encoding, decode_sum
+from fedrisk.strategies.secagg.round_info import RoundInfo
+from fedrisk.strategies.secagg.unmasking import RoundUnmasker
+from fedrisk.strategies.secagg.wire import (
+    PEER_ADVERTS,
+    PROTOCOL_VERSION,
+    REVEAL,
+    ROUND,
+    RUN_TAG_KEY,
+    SALT_KEY,
+    UNMASK,
+    UNMASK_MESSAGE_TYPE,
+    VERSION_KEY,
+    ProtocolAbort,
+    Stage,
+)
+
+
+@dataclass(frozen=True)
+class RunKeys:
+    """What the coordinator knows about a run's keys: tag, salt, manifest signers."""
+
+    run_tag: str
+    salt: bytes
+    signers: Mapping[str, Ed25519PublicKey]
+
+    @classmethod
+    def fresh(cls, signers: Mapping[str, Ed25519PublicKey]) -> RunKeys:
+        """Draw a new run tag (128 bits) and HKDF salt (256 bits) from the OS CSPRNG."""
+        return cls(run_tag=secrets.token_hex(16), salt=secrets.token_bytes(32), signers=signers)
+
+    def setup_record(self) -> ConfigRecord:
+        """Build the roll call's setup record: protocol version, run tag and salt."""
+        return ConfigRecord(
+            {VERSION_KEY: PROTOCOL_VERSION, RUN_TAG_KEY: self.run_tag, SALT_KEY: self.salt}
+        )
+
+
+def wrap_secure_aggregation(
+    strategy: Strategy,
+    settings: FedriskConfig,
+    *,
+    keys: RunKeys,
+    n_institutions: int,
+) -> SecureAggregation:
+    """Wrap ``strategy`` in SecAgg+ as configured by ``settings.secagg``.
+
+    Raises
+    ------
+    ValueError
+        If the encoding could overflow for ``n_institutions``.
+    """
+    secagg = settings.secagg
+    return SecureAggregation(
+        strategy,
+        keys=keys,
+        encoding=Encoding.for_run(
+            secagg,
+            institutions=n_institutions,
+            uniform_weights=settings.privacy.mode is PrivacyMode.central,
+        ),
+        degree=secagg.degree,
+        threshold=secagg.threshold,
+        consistency_check=secagg.consistency_check,
+        consistency_timeout=secagg.timeouts.consistency,
+        unmask_timeout=secagg.timeouts.unmask,
+    )
+
+
+class SecureAggregation(Strategy):
+    """Secure aggregation around ``strategy``.
+
+    Parameters
+    ----------
+    strategy : Strategy
+        The aggregation rule (possibly already wrapped in Flower's client-side DP).
+    keys : RunKeys
+        Run tag, HKDF salt and every institution's manifest signing key.
+    encoding : Encoding
+        The run's fixed-point encoding.
+    degree, threshold : int
+        SecAgg+ settings (0: complete graph / strict majority).
+    consistency_check : bool
+        Run the consistency round before unmasking.
+    consistency_timeout, unmask_timeout : float
+        Seconds to wait in those rounds.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        *,
+        keys: RunKeys,
+        encoding: Encoding,
+        degree: int,
+        threshold: int,
+        consistency_check: bool,
+        consistency_timeout: float,
+        unmask_timeout: float,
+    ) -> None:
+        super().__init__()
+        self.strategy = strategy
+        self._keys = keys
+        self._encoding = encoding
+        self._degree = degree
+        self._threshold = threshold
+        self._consistency = consistency_check
+        self._timeouts = {Stage.consistency: consistency_timeout, Stage.unmask: unmask_timeout}
+        self._adverts: dict[str, bytes] = {}
+        self._node_of: dict[str, int] = {}
+        self._delivered: dict[int, dict[str, bytes]] = {}
+        self._pending: dict[int, tuple[RoundUnmasker, ArrayRecord]] = {}
+        self._grid: Grid | None = None
+        self.records: dict[int, dict[str, object]] = {}
+
+    # -- keys -------------------------------------------------------------------------
+
+    def register(self, institution: str, node: int, advert: bytes) -> None:
+        """Accept an institution's (re-)advertisement after checking it.
+
+        Raises
+        ------
+        ProtocolAbort
+            At stage ``advertise``, naming the institution, if the advertisement does
+            not verify against the manifest or names another run or node.
+        """
+        signer = self._keys.signers.get(institution)
+        if signer is None:
+            raise ProtocolAbort(Stage.advertise, "not in the consortium manifest", peer=institution)
+        verify_advertisement(
+            advert, peer=institution, signer=signer, run_tag=self._keys.run_tag, node_id=node
+        )
+        self._adverts[institution] = advert
+        self._node_of[institution] = node
+        self._delivered.pop(node, None)  # a restarted node has lost what it was sent
+
+    @property
+    def advertised(self) -> set[str]:
+        """Institutions with a verified advertisement for this run."""
+        return set(self._adverts)
+
+    # -- strategy ---------------------------------------------------------------------
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Configure the inner strategy's round and add the round's SecAgg+ records.
+
+        Raises
+        ------
+        ProtocolAbort
+            At stage ``train`` if fewer than 3 advertised institutions were selected.
+        """
+        self._grid = grid
+        institution_of = {node: name for name, node in self._node_of.items()}
+        sent = [
+            m
+            for m in self.strategy.configure_train(server_round, arrays, config, grid)
+            if m.metadata.dst_node_id in institution_of
+        ]
+        info = RoundInfo(
+            run_tag=self._keys.run_tag,
+            salt=self._keys.salt,
+            round=server_round,
+            node_of={institution_of[m.metadata.dst_node_id]: m.metadata.dst_node_id for m in sent},
+            degree=self._degree,
+            threshold_setting=self._threshold,
+        )
+        info.threshold  # noqa: B018 - fail here, before anything is sent, if unmet
+        out = []
+        for message in sent:
+            node = message.metadata.dst_node_id
+            delivered = self._delivered.setdefault(node, {})
+            fresh = {
+                name: self._adverts[name]
+                for name in sorted(info.node_of)
+                if delivered.get(name) != self._adverts[name]
+            }
+            delivered.update(fresh)
+            content = RecordDict(dict(message.content.items()))
+            content[ROUND] = info.to_record()
+            content[PEER_ADVERTS] = ConfigRecord(fresh)
+            out.append(
+                Message(
+                    content=content, dst_node_id=node, message_type=message.metadata.message_type
+                )
+            )
+        n_parameters = sum(int(np.prod(a.shape)) for a in arrays.values())
+        unmasker = RoundUnmasker(
+            info, length=self._encoding.vector_length(n_parameters), dtype=self._encoding.dtype
+        )
+        self._pending[server_round] = (unmasker, arrays)
+        return out
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Unmask the sum of the masked replies and aggregate it with the inner strategy.
+
+        Returns ``(None, None)`` when the round fails closed; ``records[server_round]``
+        says why.
+        """
+        unmasker, global_arrays = self._pending.pop(server_round)
+        info = unmasker.info
+        record: dict[str, object] = {"participants": sorted(info.node_of), "rejected": {}}
+        self.records[server_round] = record
+        rejected: dict[str, str] = {}
+        for reply in replies:
+            try:
+                unmasker.accept(reply.metadata.src_node_id, reply.content)
+            except ProtocolAbort as err:
+                rejected[err.peer or str(reply.metadata.src_node_id)] = err.reason
+        record["rejected"] = rejected
+        survivors = [info.institution_of[n] for n in unmasker.survivors]
+        record["dropped"] = {"train": [info.institution_of[n] for n in unmasker.dropped]}
+        requests = unmasker.requests()
+        if len(survivors) < info.threshold:
+            return self._fail(record, f"only {len(survivors)} masked updates arrived")
+        signatures: dict[str, bytes] = {}
+        if self._consistency:
+            signatures, silent = collect_signatures(
+                self._grid_or_fail(), unmasker, timeout=self._timeouts[Stage.consistency]
+            )
+            record["dropped"]["consistency"] = silent  # type: ignore[index]
+            if len(signatures) < info.threshold:
+                return self._fail(
+                    record, f"only {len(signatures)} survivors signed the survivor set"
+                )
+        messages = []
+        for node, request in requests.items():
+            request.update(signatures)
+            messages.append(
+                Message(
+                    content=RecordDict({UNMASK: request}),
+                    dst_node_id=node,
+                    message_type=UNMASK_MESSAGE_TYPE,
+                )
+            )
+        answers = self._grid_or_fail().send_and_receive(
+            messages, timeout=self._timeouts[Stage.unmask]
+        )
+        reveals = {
+            a.metadata.src_node_id: a.content.config_records[REVEAL]
+            for a in answers
+            if not a.has_error() and REVEAL in a.content.config_records
+        }
+        outcome = unmasker.finish(reveals)
+        record["dropped"]["unmask"] = outcome.silent  # type: ignore[index]
+        if outcome.total is None:
+            return self._fail(record, outcome.reason)
+        shapes = [tuple(a.shape) for a in global_arrays.values()]
+        decoded = decode_sum(
+            outcome.total, shapes=shapes, encoding=self._encoding, count=len(survivors)
+        )
+        mean = ArrayRecord(
+            {
+                key: Array((array.numpy().astype(np.float64) + delta).astype(array.numpy().dtype))
+                for (key, array), delta in zip(
+                    global_arrays.items(), decoded.mean_delta, strict=True
+                )
+            }
+        )
+        record.update(
+            unmasked=True,
+            aggregate_sha256=update_digest(mean),
+            clipped_coordinates=decoded.clipped,
+            error_bound=self._encoding.error_bound(
+                count=len(survivors), weight_total=decoded.weight_total
+            ),
+        )
+        weight = decoded.weight_total / len(survivors)
+        stand_ins = [
+            Message(
+                content=RecordDict(
+                    {
+                        ARRAYS: mean,
+                        METRICS: MetricRecord(
+                            {WEIGHT_KEY: weight, "train_loss": decoded.mean_loss}
+                        ),
+                    }
+                ),
+                dst_node_id=self._node_of[name],
+                message_type=MessageType.TRAIN,
+            )
+            for name in survivors
+        ]
+        return self.strategy.aggregate_train(server_round, stand_ins)
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Delegate evaluation to the inner strategy."""
+        return self.strategy.configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        """Delegate evaluation to the inner strategy."""
+        return self.strategy.aggregate_evaluate(server_round, replies)
+
+    def summary(self) -> None:
+        """Log the inner strategy's summary."""
+        self.strategy.summary()
+
+    def _fail(
+        self, record: dict[str, object], reason: str
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        record.update(unmasked=False, failure=reason)
+        return None, None
+
+    def _grid_or_fail(self) -> Grid:
+        if self._grid is None:
+            raise RuntimeError("configure_train must run before aggregate_train")
+        return self._grid

@@ -1,0 +1,90 @@
+"""Names on the wire of fedrisk's SecAgg+: record keys, labels and protocol errors.
+
+Every protocol record carries ``version``, ``run-tag`` and ``round``; a record whose
+version, run or round is not the one expected is rejected (this is what makes a replayed
+message from another run or round useless). Keys below are the only ones either side
+reads.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from fedrisk.strategies.messages import ARRAYS
+
+PROTOCOL_NAME = "fedrisk-secagg+"
+PROTOCOL_VERSION = 1
+
+#: Message type of the unmask round (a Flower ``query`` with a custom action).
+UNMASK_MESSAGE_TYPE = "query.secagg_unmask"
+#: Message type of the optional consistency round.
+CONSISTENCY_MESSAGE_TYPE = "query.secagg_consistency"
+
+# Record names (keys of a message's RecordDict).
+SETUP = "secagg-setup"  # roll call query: run tag and salt
+ADVERT = "secagg-advert"  # roll call reply / re-advertisement: the signed advertisement
+ROUND = "secagg-round"  # train config: participants of the round
+PEER_ADVERTS = "secagg-peer-adverts"  # train config: advertisements the node has not seen
+MASKED = ARRAYS  # train reply ArrayRecord holding only the masked vector
+SHARES = "secagg-shares"  # train reply: sealed self-mask shares, one per neighbour
+UNMASK = "secagg-unmask"  # unmask request
+REVEAL = "secagg-reveal"  # unmask reply
+CONSISTENCY = "secagg-consistency"  # consistency request / reply
+ABORT = "secagg-abort"  # any reply: the institution stopped the protocol, and why
+
+# Keys inside those records.
+VERSION_KEY = "version"
+RUN_TAG_KEY = "run-tag"
+SALT_KEY = "salt"
+ROUND_KEY = "round"
+INSTITUTION_KEY = "institution"
+PARTICIPANTS_KEY = "participants"  # list[str] institutions, aligned with NODE_IDS_KEY
+NODE_IDS_KEY = "node-ids"
+SURVIVORS_KEY = "survivors"
+DROPPED_KEY = "dropped"
+ADVERT_KEY = "advert"
+VECTOR_KEY = "vector"
+SHARE_PREFIX = "share:"  # + recipient (train reply) or sender (unmask request)
+REVEALED_SHARE_PREFIX = "share-of:"  # + owner of the self-mask
+PAIR_SEED_PREFIX = "pair-seed:"  # + dropped neighbour
+SIGNATURE_PREFIX = "signature:"  # + signer (consistency round)
+STAGE_KEY = "stage"
+REASON_KEY = "reason"
+PEER_KEY = "peer"
+
+# Domain-separation labels (signatures, AEAD associated data, public graph seed).
+ADVERT_CONTEXT = b"fedrisk/secagg-advertisement/v1"
+CONSISTENCY_CONTEXT = b"fedrisk/secagg-consistency/v1"
+SHARE_AAD_LABEL = b"fedrisk/secagg-share/v1"
+STATE_AAD_LABEL = b"fedrisk/secagg-node-state/v1"
+GRAPH_LABEL = b"fedrisk/secagg-graph/v1"
+
+
+class Stage(str, Enum):
+    """Stages of one run of the protocol."""
+
+    advertise = "advertise"
+    train = "train"
+    consistency = "consistency"
+    unmask = "unmask"
+
+
+class ProtocolAbort(Exception):
+    """A party stopped the protocol; the message names the stage and, if known, the peer.
+
+    Parameters
+    ----------
+    stage : Stage
+        Where the protocol stopped.
+    reason : str
+        What went wrong, in one sentence.
+    peer : str | None (default: None)
+        The institution at fault, when one is identified.
+    """
+
+    def __init__(self, stage: Stage, reason: str, *, peer: str | None = None) -> None:
+        self.stage = stage
+        self.peer = peer
+        self.reason = reason
+        who = f" (peer {peer})" if peer else ""
+        super().__init__(f"secure aggregation aborted at stage {stage.value}{who}: {reason}")
