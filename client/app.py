@@ -9,8 +9,6 @@ aggregate metrics; rows, features and labels never leave the node.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from flwr.app import (
@@ -27,12 +25,22 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from fedrisk.client import private_round, secagg_node, secure_update
-from fedrisk.client.dp_trainer import train_private
-from fedrisk.client.node_data import NodeData, institution_seed, load_node_data
+from fedrisk.client.faults import fault_mod
+from fedrisk.client.node_data import institution_seed
+from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup
+from fedrisk.client.private_update import TrainedUpdate, train_private_update
+from fedrisk.client.secure_handlers import (
+    abort_reply,
+    as_abort,
+    check_rows,
+    consistency,
+    key_shares,
+    unmask,
+)
 from fedrisk.client.trainer import evaluate_model, train_local
 from fedrisk.conf.privacy import ClippingSide, PrivacyMode
-from fedrisk.conf.root import FedriskConfig, settings_from_run_config
-from fedrisk.models.tabular import build_model, get_weights
+from fedrisk.conf.root import settings_from_run_config
+from fedrisk.models.tabular import get_weights
 from fedrisk.privacy.accountant import epsilon_spent
 from fedrisk.privacy.calibration import PrivacyPlanError
 from fedrisk.strategies import WEIGHT_KEY, messages
@@ -41,60 +49,7 @@ from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
 
 UNMASK_ACTION = wire.UNMASK_MESSAGE_TYPE.split(".", 1)[1]
 CONSISTENCY_ACTION = wire.CONSISTENCY_MESSAGE_TYPE.split(".", 1)[1]
-
-
-@dataclass(frozen=True)
-class NodeSetup:
-    """What a node knows about itself for one message."""
-
-    settings: FedriskConfig
-    institution: str
-    data: NodeData
-
-
-def node_setup(context: Context) -> NodeSetup:
-    """Identify this node's institution and load its validated data.
-
-    Raises
-    ------
-    ValueError
-        If the node config names neither an institution nor a partition.
-    fedrisk.data.errors.DataValidationError
-        If the institution's table fails validation.
-    """
-    settings = settings_from_run_config(context.run_config)
-    node_config = context.node_config
-    if messages.NODE_INSTITUTION in node_config:
-        institution = str(node_config[messages.NODE_INSTITUTION])
-        path = Path(str(node_config[messages.NODE_DATA_PATH]))
-    elif messages.PARTITION_ID in node_config:
-        names = messages.institutions_of(context.run_config)
-        institution = names[int(node_config[messages.PARTITION_ID])]
-        path = Path(str(context.run_config[messages.DATA_DIR])) / institution / "train.parquet"
-    else:
-        raise ValueError(
-            f"node config must set `institution` and `data-path`; got keys {sorted(node_config)}"
-        )
-    if settings.task.schema is None:
-        raise ValueError("`task.schema` must be resolved before the run starts; got None")
-    data = load_node_data(
-        path,
-        settings.task.schema,
-        institution=institution,
-        min_rows=settings.task.train.batch_size,
-        seed=settings.seed,
-    )
-    return NodeSetup(settings=settings, institution=institution, data=data)
-
-
-def _local_model(setup: NodeSetup, arrays: ArrayRecord) -> torch.nn.Module:
-    model = build_model(setup.settings.task.model, setup.data.x_train.shape[1], seed=0)
-    model.load_state_dict(arrays.to_torch_state_dict())
-    return model
-
-
-def _node_record(setup: NodeSetup) -> ConfigRecord:
-    return ConfigRecord({messages.INSTITUTION: setup.institution})
+KEYS_ACTION = wire.KEYS_MESSAGE_TYPE.split(".", 1)[1]
 
 
 def query(msg: Message, context: Context) -> Message:
@@ -108,14 +63,17 @@ def query(msg: Message, context: Context) -> Message:
     setup = node_setup(context)
     secagg = setup.settings.secagg
     metrics = MetricRecord() if secagg.enabled else MetricRecord({WEIGHT_KEY: setup.data.n_train})
-    content = RecordDict({messages.NODE: _node_record(setup), messages.METRICS: metrics})
+    content = RecordDict({messages.NODE: node_record(setup), messages.METRICS: metrics})
     if secagg.enabled:
         try:
             advert = secagg_node.advertisement(
-                context, setup.institution, messages.config_of(msg.content, wire.SETUP)
+                context,
+                setup.institution,
+                messages.config_of(msg.content, wire.SETUP),
+                rounds=setup.settings.rounds,
             )
         except (ProtocolAbort, messages.MalformedMessage) as err:
-            content[wire.ABORT] = secagg_node.abort_record(_as_abort(err, Stage.advertise))
+            content[wire.ABORT] = secagg_node.abort_record(as_abort(err, Stage.advertise))
         else:
             content[wire.ADVERT] = ConfigRecord({wire.ADVERT_KEY: advert})
     if setup.settings.privacy.mode is PrivacyMode.dpsgd:
@@ -137,17 +95,6 @@ def query(msg: Message, context: Context) -> Message:
     return Message(content=content, reply_to=msg)
 
 
-@dataclass
-class _Update:
-    """A trained update before it is sent: weights, figures, and the ledger step."""
-
-    arrays: ArrayRecord
-    n_examples: int
-    loss: float
-    metrics: dict[str, float] = field(default_factory=dict)
-    record: Callable[[str], None] | None = None
-
-
 def train(msg: Message, context: Context) -> Message:
     """Train the global model on this institution's rows for one round."""
     torch.set_num_threads(1)
@@ -164,20 +111,21 @@ def train(msg: Message, context: Context) -> Message:
                 secagg=settings.secagg,
                 institution=setup.institution,
                 server_round=server_round,
+                rounds=settings.rounds,
             )
-            _check_rows(setup)
+            check_rows(setup)
         except secagg_node.Readvertised as err:
             records = secagg_node.readvertise_record(err)
             return Message(
-                content=RecordDict({**records, messages.NODE: _node_record(setup)}), reply_to=msg
+                content=RecordDict({**records, messages.NODE: node_record(setup)}), reply_to=msg
             )
         except ProtocolAbort as err:
-            return _abort_reply(msg, setup, err)
+            return abort_reply(msg, setup, err)
     received = messages.arrays_of(msg.content)
-    model = _local_model(setup, received)
+    model = local_model(setup, received)
     mu = messages.number(config, messages.PROXIMAL_MU) if messages.PROXIMAL_MU in config else 0.0
     if settings.privacy.mode is PrivacyMode.dpsgd:
-        update = _train_private(context, setup, model, server_round=server_round, mu=mu)
+        update = train_private_update(context, setup, model, server_round=server_round, mu=mu)
         if isinstance(update, RecordDict):
             return Message(content=update, reply_to=msg)
     else:
@@ -190,7 +138,7 @@ def train(msg: Message, context: Context) -> Message:
             proximal_mu=mu,
             global_weights=get_weights(model) if mu > 0 else None,
         )
-        update = _Update(ArrayRecord(model.state_dict()), result.n_examples, result.loss)
+        update = TrainedUpdate(ArrayRecord(model.state_dict()), result.n_examples, result.loss)
     weight = _weight(setup, update.n_examples)
     if prepared is None:
         sent = update.arrays
@@ -215,101 +163,8 @@ def train(msg: Message, context: Context) -> Message:
     if update.record is not None:
         update.record(messages.update_digest(sent))
     content[messages.METRICS] = MetricRecord(metrics)
-    content[messages.NODE] = _node_record(setup)
+    content[messages.NODE] = node_record(setup)
     return Message(content=content, reply_to=msg)
-
-
-def _train_private(
-    context: Context,
-    setup: NodeSetup,
-    model: torch.nn.Module,
-    *,
-    server_round: int,
-    mu: float,
-) -> _Update | RecordDict:
-    """One DP-SGD round: gate on the budget and train; the ledger entry waits for the digest."""
-    settings = setup.settings
-    try:
-        node = private_round.node_privacy(
-            context, settings, setup.data, institution=setup.institution
-        )
-    except PrivacyPlanError as err:
-        return _refusal_content(setup, private_round.refusal_record(str(err)))
-    decision, planned = private_round.gate(node, settings, setup.data)
-    if not decision.allowed:
-        return _refusal_content(setup, private_round.budget_refusal(node, decision))
-    trained = train_private(
-        model,
-        setup.data.x_train,
-        setup.data.y_train,
-        settings.task.train,
-        private_round.dp_settings(settings.privacy, node.noise_multiplier),
-        seed=institution_seed(settings.seed, setup.institution, server_round),
-        proximal_mu=mu,
-        global_weights=get_weights(model) if mu > 0 else None,
-    )
-    if trained.mechanism != planned:
-        raise RuntimeError(f"{setup.institution}: trained {trained.mechanism}, gated {planned}")
-    epsilon = decision.projected
-
-    def record(digest: str) -> None:
-        private_round.record_round(
-            node,
-            settings,
-            server_round=server_round,
-            mechanism=trained.mechanism,
-            epsilon=epsilon,
-            update_sha256=digest,
-        )
-
-    return _Update(
-        arrays=ArrayRecord(model.state_dict()),
-        n_examples=trained.result.n_examples,
-        loss=trained.result.loss,
-        metrics={
-            messages.EPSILON: epsilon,
-            messages.EPSILON_BUDGET: node.budget.epsilon,
-            messages.DELTA: node.budget.delta,
-            messages.NOISE_MULTIPLIER: node.noise_multiplier,
-        },
-        record=record,
-    )
-
-
-def _refusal_content(setup: NodeSetup, refusal: ConfigRecord) -> RecordDict:
-    metrics = (
-        MetricRecord()
-        if setup.settings.secagg.enabled
-        else MetricRecord({WEIGHT_KEY: setup.data.n_train})
-    )
-    return RecordDict(
-        {
-            messages.NODE: _node_record(setup),
-            messages.REFUSAL: refusal,
-            messages.METRICS: metrics,
-        }
-    )
-
-
-def _abort_reply(msg: Message, setup: NodeSetup, err: ProtocolAbort) -> Message:
-    content = RecordDict(
-        {wire.ABORT: secagg_node.abort_record(err), messages.NODE: _node_record(setup)}
-    )
-    return Message(content=content, reply_to=msg)
-
-
-def _as_abort(err: Exception, stage: Stage) -> ProtocolAbort:
-    return err if isinstance(err, ProtocolAbort) else ProtocolAbort(stage, str(err))
-
-
-def _check_rows(setup: NodeSetup) -> None:
-    limit = setup.settings.secagg.max_rows
-    if setup.settings.privacy.mode is not PrivacyMode.central and setup.data.n_train > limit:
-        raise ProtocolAbort(
-            Stage.train,
-            f"{setup.institution} has {setup.data.n_train} training rows; `secagg.max_rows` "
-            f"must be at least that; got {limit}",
-        )
 
 
 def _clipping_norm(config: ConfigRecord) -> float | None:
@@ -317,35 +172,11 @@ def _clipping_norm(config: ConfigRecord) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def unmask(msg: Message, context: Context) -> Message:
-    """Reveal this institution's part of the round's unmasking."""
-    setup = node_setup(context)
-    try:
-        content = secagg_node.unmask(
-            msg, context, secagg=setup.settings.secagg, institution=setup.institution
-        )
-    except ProtocolAbort as err:
-        return _abort_reply(msg, setup, err)
-    return Message(content=content, reply_to=msg)
-
-
-def consistency(msg: Message, context: Context) -> Message:
-    """Sign the survivor set of the round (optional consistency round)."""
-    setup = node_setup(context)
-    try:
-        content = secagg_node.consistency(
-            msg, context, secagg=setup.settings.secagg, institution=setup.institution
-        )
-    except ProtocolAbort as err:
-        return _abort_reply(msg, setup, err)
-    return Message(content=content, reply_to=msg)
-
-
 def evaluate(msg: Message, context: Context) -> Message:
     """Evaluate the global model on this institution's validation rows."""
     torch.set_num_threads(1)
     setup = node_setup(context)
-    model = _local_model(setup, messages.arrays_of(msg.content))
+    model = local_model(setup, messages.arrays_of(msg.content))
     scores = evaluate_model(
         model, setup.data.x_val, setup.data.y_val, threshold=setup.settings.task.threshold
     )
@@ -353,7 +184,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     content = RecordDict(
         {
             messages.METRICS: MetricRecord({WEIGHT_KEY: _eval_weight(setup), **finite}),
-            messages.NODE: _node_record(setup),
+            messages.NODE: node_record(setup),
         }
     )
     return Message(content=content, reply_to=msg)
@@ -403,13 +234,14 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
         because ``flwr.simulation.run_simulation`` has no run-config argument.
     """
     mods = [] if run_config is None else [_run_config_mod(dict(run_config))]
-    mods.append(central_clipping_mod)
+    mods += [fault_mod, central_clipping_mod]
     client = ClientApp(mods=mods)
     client.query()(query)
     client.train()(train)
     client.evaluate()(evaluate)
     client.query(UNMASK_ACTION)(unmask)
     client.query(CONSISTENCY_ACTION)(consistency)
+    client.query(KEYS_ACTION)(key_shares)
     return client
 
 

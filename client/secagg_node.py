@@ -1,18 +1,10 @@
-"""An institution's side of secure aggregation: its run key, its peers, its reveals.
+"""An institution's protocol steps: advertise, hand out key shares, mask, sign, reveal.
 
-What the node keeps in Flower's ``Context.state`` between messages:
-
-- ``fedrisk-secagg-key``: the run tag, its own signed advertisement, and its X25519
-  private key **sealed** (ChaCha20-Poly1305) under the node's wrapping key, which never
-  leaves its state folder;
-- ``fedrisk-secagg-peers``: peers' advertisements it has verified against the manifest;
-- ``fedrisk-secagg-round``: the public description of the last round it masked, and
-  whether it has revealed for it (an institution reveals once per round, and masks each
-  round at most once, so a replayed instruction cannot make it reuse a pairwise seed).
-
-A node whose state is gone (a restart) has no key for the run: it makes a new one and
-answers the next training instruction with a fresh signed advertisement instead of an
-update; the coordinator counts it as a dropout for that round.
+Keys and peers live in `fedrisk.client.secagg_state`. A node whose state is gone (a
+restart) holds no keys for the run: it makes new ones and answers the next training
+instruction with a fresh signed advertisement instead of an update; the coordinator
+counts it as a dropout for that round, collects the new key shares, and lets it take
+part again from the next round.
 """
 
 from __future__ import annotations
@@ -20,26 +12,41 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
-from fedrisk.client.node_keys import locations, manifest, signing_key, wrap_key
+from fedrisk.client.node_keys import locations, signing_key
+from fedrisk.client.secagg_state import (
+    KEY_STATE,
+    ROUND_STATE,
+    cached_adverts,
+    held_advert,
+    new_keys,
+    open_from_state,
+    own_keys,
+    peer_adverts,
+    seal_in_state,
+    trusted_manifest,
+    verify_peers,
+)
 from fedrisk.conf.secagg import SecAggConfig
-from fedrisk.secure.aead import IntegrityError, open_sealed, seal
-from fedrisk.secure.agreement import generate_agreement_key
 from fedrisk.secure.signing import sign
-from fedrisk.strategies.secagg.advert import advertise, parse_advertisement, verify_advertisement
+from fedrisk.strategies.secagg.advert import Advertisement
 from fedrisk.strategies.secagg.consistency import check_signatures, statement
 from fedrisk.strategies.secagg.encoding import Encoding, encode_update
+from fedrisk.strategies.secagg.key_shares import seal_round_key_shares
+from fedrisk.strategies.secagg.keys import NodeKeys
 from fedrisk.strategies.secagg.masking import mask_input, reveal, reveal_record, shares_record
-from fedrisk.strategies.secagg.round_info import RoundInfo, check_header
+from fedrisk.strategies.secagg.round_info import RoundInfo, check_header, header
 from fedrisk.strategies.secagg.wire import (
     ABORT,
     ADVERT,
     ADVERT_KEY,
+    ADVERTS,
     CONSISTENCY,
     CONSISTENCY_CONTEXT,
     DROPPED_KEY,
+    KEY_SHARE_PREFIX,
+    KEYS,
     MASKED,
     PEER_ADVERTS,
     PEER_KEY,
@@ -47,13 +54,13 @@ from fedrisk.strategies.secagg.wire import (
     REASON_KEY,
     REVEAL,
     ROUND,
+    ROUND_KEY,
     RUN_TAG_KEY,
     SALT_KEY,
     SHARE_PREFIX,
     SHARES,
     SIGNATURE_PREFIX,
     STAGE_KEY,
-    STATE_AAD_LABEL,
     SURVIVORS_KEY,
     UNMASK,
     VECTOR_KEY,
@@ -62,16 +69,12 @@ from fedrisk.strategies.secagg.wire import (
     Stage,
 )
 
-KEY_STATE = "fedrisk-secagg-key"
-PEERS_STATE = "fedrisk-secagg-peers"
-ROUND_STATE = "fedrisk-secagg-round"
-
 
 class Readvertised(Exception):
-    """The node had no key for this run (it restarted) and made a new advertisement."""
+    """The node had no keys for this run (it restarted) and made a new advertisement."""
 
     def __init__(self, advert: bytes) -> None:
-        super().__init__("no key for this run (node restarted?); advertised a new one")
+        super().__init__("no keys for this run (node restarted?); advertised new ones")
         self.advert = advert
 
 
@@ -81,12 +84,12 @@ class PreparedRound:
 
     info: RoundInfo
     me: int
-    key: X25519PrivateKey
-    peer_keys: dict[int, bytes]
+    keys: NodeKeys
+    peers: dict[int, Advertisement]
 
 
-def advertisement(context: Context, institution: str, setup: ConfigRecord) -> bytes:
-    """Return this node's signed advertisement for the run, making its key if needed.
+def advertisement(context: Context, institution: str, setup: ConfigRecord, *, rounds: int) -> bytes:
+    """Return this node's signed advertisement for the run, making its keys if needed.
 
     Raises
     ------
@@ -98,21 +101,63 @@ def advertisement(context: Context, institution: str, setup: ConfigRecord) -> by
     run_tag, salt = setup.get(RUN_TAG_KEY), setup.get(SALT_KEY)
     if not (isinstance(run_tag, str) and run_tag and isinstance(salt, bytes) and salt):
         raise ProtocolAbort(Stage.advertise, "malformed setup record")
-    held = context.state.config_records.get(KEY_STATE)
-    if held is not None and held.get(RUN_TAG_KEY) == run_tag:
-        return _bytes(held, ADVERT_KEY)
-    return _new_key(context, institution, run_tag)
+    held = held_advert(context, run_tag)
+    if held is not None:
+        return held
+    return new_keys(context, institution, run_tag, range(1, rounds + 1))
+
+
+def key_shares(msg: Message, context: Context, *, institution: str) -> RecordDict:
+    """Verify every advertisement of the run and seal round-key shares to each peer.
+
+    Raises
+    ------
+    ProtocolAbort
+        If the request is malformed, this node holds no keys for its run, or an
+        advertisement does not verify (naming the peer).
+    """
+    request = msg.content.config_records.get(KEYS)
+    adverts = msg.content.config_records.get(ADVERTS)
+    if request is None or adverts is None:
+        raise ProtocolAbort(Stage.keys, "the key-share request lacks its records")
+    run_tag, salt = request.get(RUN_TAG_KEY), request.get(SALT_KEY)
+    if not (isinstance(run_tag, str) and isinstance(salt, bytes) and salt):
+        raise ProtocolAbort(Stage.keys, "malformed key-share request")
+    check_header(request, Stage.keys, run_tag=run_tag, round=_number(request, ROUND_KEY))
+    if held_advert(context, run_tag) is None:
+        raise ProtocolAbort(Stage.keys, "this node holds no keys for the run")
+    verify_peers(context, adverts, institution=institution, run_tag=run_tag)
+    keys, own = own_keys(context, institution)
+    names = [r.name for r in trusted_manifest(context, institution).institutions]
+    sealed = seal_round_key_shares(
+        keys,
+        owner=own,
+        holders=cached_adverts(context, run_tag),
+        institutions=names,
+        rounds=range(own.first_round, own.first_round + len(own.round_keys)),
+        salt=salt,
+    )
+    record = ConfigRecord(header(run_tag=run_tag, round=_number(request, ROUND_KEY)))
+    for (holder, round), blob in sealed.items():
+        record[f"{KEY_SHARE_PREFIX}{holder}:{round}"] = blob
+    return RecordDict({KEYS: record})
 
 
 def prepare_round(
-    msg: Message, context: Context, *, secagg: SecAggConfig, institution: str, server_round: int
+    msg: Message,
+    context: Context,
+    *,
+    secagg: SecAggConfig,
+    institution: str,
+    server_round: int,
+    rounds: int,
 ) -> PreparedRound:
     """Check a training instruction's SecAgg+ records before any training happens.
 
     Raises
     ------
     Readvertised
-        If the node holds no key for this run.
+        If the node holds no keys for this run.
     ProtocolAbort
         If the instruction is malformed or replayed, or a peer's advertisement does not
         verify against the manifest (naming the peer).
@@ -123,24 +168,28 @@ def prepare_round(
     info = RoundInfo.from_record(
         record, round=server_round, degree=secagg.degree, threshold_setting=secagg.threshold
     )
-    held = context.state.config_records.get(KEY_STATE)
-    if held is None or held.get(RUN_TAG_KEY) != info.run_tag:
-        raise Readvertised(_new_key(context, institution, info.run_tag))
+    if held_advert(context, info.run_tag) is None:
+        if server_round >= rounds:
+            raise ProtocolAbort(Stage.advertise, "no keys for the run and no rounds left")
+        raise Readvertised(
+            new_keys(context, institution, info.run_tag, range(server_round + 1, rounds + 1))
+        )
     if info.node_of.get(institution) != context.node_id:
         raise ProtocolAbort(Stage.train, "the round does not list this node for this institution")
     last = context.state.config_records.get(ROUND_STATE)
     if last is not None and last.get(RUN_TAG_KEY) == info.run_tag:
-        done = int(_number(last, "round"))
+        done = _number(last, "round")
         if done >= info.round:
             raise ProtocolAbort(
                 Stage.train, f"replayed instruction: round {info.round} after round {done}"
             )
-    peers = _verify_peers(msg, context, info, institution=institution, own=_bytes(held, ADVERT_KEY))
+    incoming = msg.content.config_records.get(PEER_ADVERTS, ConfigRecord())
+    verify_peers(
+        context, incoming, institution=institution, run_tag=info.run_tag, node_of=dict(info.node_of)
+    )
+    keys, _ = own_keys(context, institution)
     return PreparedRound(
-        info=info,
-        me=context.node_id,
-        key=_open_key(context, institution, held),
-        peer_keys=peers,
+        info=info, me=context.node_id, keys=keys, peers=peer_adverts(context, info)
     )
 
 
@@ -157,10 +206,8 @@ def masked_records(
 ) -> dict[str, ArrayRecord | ConfigRecord]:
     """Encode and mask the update; remember the round; return the reply's records."""
     vector = encode_update(delta, weight=weight, loss=loss, encoding=encoding, rng=rng)
-    masked = mask_input(
-        vector, me=prepared.me, key=prepared.key, peer_keys=prepared.peer_keys, info=prepared.info
-    )
     info = prepared.info
+    masked = mask_input(vector, me=prepared.me, keys=prepared.keys, peers=prepared.peers, info=info)
     names = sorted(info.node_of)
     context.state[ROUND_STATE] = ConfigRecord(
         {
@@ -171,6 +218,9 @@ def masked_records(
             "node-ids": [info.node_of[n] for n in names],
             "revealed": False,
             "signed": b"",
+            "own-share": seal_in_state(
+                context, institution, masked.own_share, purpose=_own_share_purpose(info)
+            ),
         }
     )
     return {
@@ -180,7 +230,7 @@ def masked_records(
 
 
 def unmask(msg: Message, context: Context, *, secagg: SecAggConfig, institution: str) -> RecordDict:
-    """Answer the unmask request: reveal shares of survivors, seeds of dropped peers.
+    """Answer the unmask request: self-mask shares of survivors, key shares of dropouts.
 
     Raises
     ------
@@ -194,30 +244,30 @@ def unmask(msg: Message, context: Context, *, secagg: SecAggConfig, institution:
     if state.get("revealed"):
         raise ProtocolAbort(Stage.unmask, f"already revealed for round {info.round}")
     survivors = _partition(request, info, Stage.unmask)
+    manifest = trusted_manifest(context, institution)
     if secagg.consistency_check:
         if state.get("signed") != statement(info, survivors=sorted(survivors)):
             raise ProtocolAbort(
                 Stage.consistency, "the survivor set differs from the one this node signed"
             )
-        signers = _signers(context, institution, info)
+        signers = {name: manifest.public_key(name) for name in info.node_of}
         check_signatures(request, info=info, survivors=sorted(survivors), signers=signers)
     state["revealed"] = True  # before revealing: a second request is refused even after a crash
     context.state[ROUND_STATE] = state
-    held = context.state.config_records[KEY_STATE]
-    sealed = {
-        info.node_of[key[len(SHARE_PREFIX) :]]: value
-        for key, value in request.items()
-        if key.startswith(SHARE_PREFIX)
-        and key[len(SHARE_PREFIX) :] in info.node_of
-        and isinstance(value, bytes)
-    }
+    keys, own = own_keys(context, institution)
     result = reveal(
         me=context.node_id,
-        key=_open_key(context, institution, held),
-        peer_keys=_known_keys(context, info),
+        keys=keys,
+        peers=peer_adverts(context, info),
+        own=own,
         info=info,
         survivors=survivors,
-        sealed_to_me=sealed,
+        sealed_to_me=_by_node(request, SHARE_PREFIX, info),
+        key_shares_to_me=_by_node(request, KEY_SHARE_PREFIX, info),
+        institutions=[r.name for r in manifest.institutions],
+        own_share=open_from_state(
+            context, institution, state.get("own-share"), purpose=_own_share_purpose(info)
+        ),
     )
     return RecordDict({REVEAL: reveal_record(result, info=info, institution=institution)})
 
@@ -262,118 +312,18 @@ def readvertise_record(err: Readvertised) -> dict[str, ConfigRecord]:
     }
 
 
-# -- state ------------------------------------------------------------------------------
+def _own_share_purpose(info: RoundInfo) -> str:
+    return f"own-share/{info.run_tag}/{info.round}"
 
 
-def _new_key(context: Context, institution: str, run_tag: str) -> bytes:
-    state_dir, _ = locations(context, institution)
-    key = generate_agreement_key()
-    advert = advertise(
-        signing_key(state_dir),
-        key,
-        run_tag=run_tag,
-        institution=institution,
-        node_id=context.node_id,
-    ).to_bytes()
-    raw = key.private_bytes_raw()
-    context.state[KEY_STATE] = ConfigRecord(
-        {
-            RUN_TAG_KEY: run_tag,
-            ADVERT_KEY: advert,
-            "sealed": seal(
-                wrap_key(state_dir), raw, associated_data=_state_aad(run_tag, institution)
-            ),
-        }
-    )
-    context.state[PEERS_STATE] = ConfigRecord({RUN_TAG_KEY: run_tag})
-    return advert
-
-
-def _open_key(context: Context, institution: str, held: ConfigRecord) -> X25519PrivateKey:
-    state_dir, _ = locations(context, institution)
-    run_tag = str(held.get(RUN_TAG_KEY))
-    try:
-        raw = open_sealed(
-            wrap_key(state_dir),
-            _bytes(held, "sealed"),
-            associated_data=_state_aad(run_tag, institution),
-        )
-    except IntegrityError:
-        raise ProtocolAbort(
-            Stage.train, "this node's sealed key does not open (state tampered or key renewed)"
-        ) from None
-    return X25519PrivateKey.from_private_bytes(raw)
-
-
-def _state_aad(run_tag: str, institution: str) -> bytes:
-    return STATE_AAD_LABEL + b"\x00" + run_tag.encode() + b"\x00" + institution.encode()
-
-
-def _verify_peers(
-    msg: Message, context: Context, info: RoundInfo, *, institution: str, own: bytes
-) -> dict[int, bytes]:
-    cache = context.state.config_records.get(PEERS_STATE)
-    if cache is None or cache.get(RUN_TAG_KEY) != info.run_tag:
-        cache = ConfigRecord({RUN_TAG_KEY: info.run_tag})
-    incoming = msg.content.config_records.get(PEER_ADVERTS, ConfigRecord())
-    trusted = None
-    for peer, blob in incoming.items():
-        if peer == institution:
-            if blob != own:
-                raise ProtocolAbort(
-                    Stage.advertise,
-                    "the coordinator relays a key for this institution that it did not issue",
-                    peer=peer,
-                )
-            continue
-        if trusted is None:
-            _, manifest_path = locations(context, institution)
-            trusted = manifest(manifest_path)
-        if peer not in {r.name for r in trusted.institutions}:
-            raise ProtocolAbort(Stage.advertise, "not in the consortium manifest", peer=peer)
-        advert = verify_advertisement(
-            blob,
-            peer=peer,
-            signer=trusted.public_key(peer),
-            run_tag=info.run_tag,
-            node_id=info.node_of.get(peer),
-        )
-        previous = cache.get("ad:" + peer)
-        if (
-            isinstance(previous, bytes)
-            and previous != blob
-            and parse_advertisement(previous, peer=peer).issued_ns >= advert.issued_ns
-        ):
-            raise ProtocolAbort(
-                Stage.advertise, "relayed an older advertisement than one seen", peer=peer
-            )
-        cache["ad:" + peer] = blob
-    context.state[PEERS_STATE] = cache
-    return _known_keys(context, info, skip=institution)
-
-
-def _known_keys(context: Context, info: RoundInfo, skip: str | None = None) -> dict[int, bytes]:
-    cache = context.state.config_records.get(PEERS_STATE, ConfigRecord())
-    keys = {}
-    for peer, node in info.node_of.items():
-        if node == context.node_id or peer == skip:
-            continue
-        blob = cache.get("ad:" + peer)
-        if not isinstance(blob, bytes):
-            raise ProtocolAbort(Stage.advertise, "no verified key advertisement", peer=peer)
-        advert = parse_advertisement(blob, peer=peer)
-        if advert.node_id != node:
-            raise ProtocolAbort(
-                Stage.advertise, f"advertised node {advert.node_id}, listed as {node}", peer=peer
-            )
-        keys[node] = advert.public_key
-    return keys
-
-
-def _signers(context: Context, institution: str, info: RoundInfo) -> dict[str, object]:
-    _, manifest_path = locations(context, institution)
-    trusted = manifest(manifest_path)
-    return {name: trusted.public_key(name) for name in info.node_of}
+def _by_node(request: ConfigRecord, prefix: str, info: RoundInfo) -> dict[int, bytes]:
+    return {
+        info.node_of[key[len(prefix) :]]: value
+        for key, value in request.items()
+        if key.startswith(prefix)
+        and key[len(prefix) :] in info.node_of
+        and isinstance(value, bytes)
+    }
 
 
 def _request(msg: Message, name: str, stage: Stage) -> ConfigRecord:
@@ -387,17 +337,19 @@ def _last_round(
     context: Context, secagg: SecAggConfig, request: ConfigRecord, stage: Stage
 ) -> tuple[RoundInfo, ConfigRecord]:
     state = context.state.config_records.get(ROUND_STATE)
-    if state is None:
+    if state is None or KEY_STATE not in context.state.config_records:
         raise ProtocolAbort(stage, "this node has not masked any round")
-    check_header(
-        request, stage, run_tag=str(state.get(RUN_TAG_KEY)), round=int(_number(state, "round"))
-    )
+    run_tag = str(state.get(RUN_TAG_KEY))
+    check_header(request, stage, run_tag=run_tag, round=_number(state, "round"))
     names, nodes = state.get("institutions"), state.get("node-ids")
+    salt = state.get(SALT_KEY)
+    if not (isinstance(names, list) and isinstance(nodes, list) and isinstance(salt, bytes)):
+        raise ProtocolAbort(stage, "node state lacks the last round")
     info = RoundInfo(
-        run_tag=str(state.get(RUN_TAG_KEY)),
-        salt=_bytes(state, SALT_KEY),
-        round=int(_number(state, "round")),
-        node_of=dict(zip(names, nodes, strict=True)),  # type: ignore[arg-type]
+        run_tag=run_tag,
+        salt=salt,
+        round=_number(state, "round"),
+        node_of={str(n): int(i) for n, i in zip(names, nodes, strict=True)},  # type: ignore[call-overload]
         degree=secagg.degree,
         threshold_setting=secagg.threshold,
     )
@@ -408,21 +360,15 @@ def _partition(request: ConfigRecord, info: RoundInfo, stage: Stage) -> set[int]
     survivors, dropped = request.get(SURVIVORS_KEY), request.get(DROPPED_KEY)
     if not isinstance(survivors, list) or not isinstance(dropped, list):
         raise ProtocolAbort(stage, "the request lacks the survivor and dropped sets")
-    alive, gone = set(survivors), set(dropped)
+    alive = {int(n) for n in survivors}  # type: ignore[call-overload]
+    gone = {int(n) for n in dropped}  # type: ignore[call-overload]
     if alive & gone or alive | gone != set(info.institution_of) or len(alive) != len(survivors):
         raise ProtocolAbort(stage, "the survivor and dropped sets do not partition the round")
-    return alive  # type: ignore[return-value]
+    return alive
 
 
-def _bytes(record: ConfigRecord, key: str) -> bytes:
+def _number(record: ConfigRecord, key: str) -> int:
     value = record.get(key)
-    if not isinstance(value, bytes):
-        raise ProtocolAbort(Stage.train, f"node state lacks {key!r}")
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProtocolAbort(Stage.train, f"record lacks the integer {key!r}")
     return value
-
-
-def _number(record: ConfigRecord, key: str) -> float:
-    value = record.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise ProtocolAbort(Stage.train, f"node state lacks {key!r}")
-    return float(value)

@@ -17,6 +17,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedrisk.conf.consortium import ConsortiumConfig
+from fedrisk.conf.faults import FaultsConfig
 from fedrisk.conf.privacy import ClippingSide, PrivacyConfig, PrivacyMode
 from fedrisk.conf.secagg import SecAggConfig
 from fedrisk.conf.strategy import StrategyConfig, StrategyName
@@ -72,6 +73,8 @@ class FedriskConfig:
         The config groups.
     simulation : SimulationConfig
         Simulation-engine settings (ignored by deployments).
+    faults : FaultsConfig
+        Failures injected into simulated institutions (ignored by deployments).
     """
 
     rounds: int = field(default=10, metadata={"help": "federated rounds"})
@@ -83,6 +86,7 @@ class FedriskConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     secagg: SecAggConfig = field(default_factory=SecAggConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:
@@ -102,6 +106,13 @@ class FedriskConfig:
             )
             if self.secagg.enabled:
                 self.secagg.checked_for(count)
+            names = {i.name for i in consortium.institutions}
+            for fault in self.faults.dropouts:
+                if names and fault.institution not in names:
+                    raise ValueError(
+                        f"`faults.dropouts[].institution` must be one of {sorted(names)}; "
+                        f"got {fault.institution!r}"
+                    )
             if self.strategy.min_train_nodes > count:
                 raise ValueError(
                     f"`strategy.min_train_nodes` must be at most the {count} institutions of "

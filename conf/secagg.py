@@ -65,8 +65,9 @@ class SecAggConfig:
         Neighbours per institution in the SecAgg+ graph (an even number); 0, or a
         degree at least the number of participants, uses the full graph.
     threshold : int (default: 0)
-        Self-mask shares needed to unmask one institution; 0 picks a strict
-        majority of its neighbours. Must exceed half the neighbours.
+        Self-mask shares needed to unmask one institution, which keeps one share and
+        gives one to each neighbour; 0 picks a strict majority of those degree + 1
+        shares. Must exceed half of them.
     bits : int (default: 32)
         Word size of the fixed-point encoding: 32 or 64.
     clip : float (default: 4.0)
@@ -117,10 +118,12 @@ class SecAggConfig:
             raise ValueError(
                 f"`secagg.threshold` must be 0 (auto) or positive; got {self.threshold}"
             )
-        if self.degree and self.threshold and not self.degree / 2 < self.threshold <= self.degree:
+        shares = self.degree + 1
+        if self.degree and self.threshold and not shares / 2 < self.threshold <= shares:
             raise ValueError(
-                "`secagg.threshold` must exceed half of `secagg.degree` and not exceed it; "
-                f"got threshold={self.threshold}, degree={self.degree}"
+                "`secagg.threshold` must exceed half of `secagg.degree` + 1 (the shares of one "
+                f"self-mask) and not exceed it; got threshold={self.threshold}, "
+                f"degree={self.degree}"
             )
         if self.bits not in SUPPORTED_BITS:
             raise ValueError(f"`secagg.bits` must be 32 or 64; got {self.bits}")
@@ -160,10 +163,12 @@ class SecAggConfig:
         neighbours = institutions - 1
         if self.degree and self.degree < neighbours:
             neighbours = self.degree
-        if self.threshold and not neighbours / 2 < self.threshold <= neighbours:
+        shares = neighbours + 1
+        if self.threshold and not shares / 2 < self.threshold <= shares:
             raise ValueError(
-                f"`secagg.threshold` must exceed half of the {neighbours} neighbours each "
-                f"institution has and not exceed them; got {self.threshold}"
+                f"`secagg.threshold` must exceed half of the {shares} shares of one self-mask "
+                f"(the institution and its {neighbours} neighbours) and not exceed them; "
+                f"got {self.threshold}"
             )
         if institutions * self.max_rows >= 2 ** (self.bits - 1):
             raise ValueError(

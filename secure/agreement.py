@@ -17,6 +17,8 @@ PROTOCOL = b"fedrisk-secagg"
 VERSION = 1
 PAIR_SEED_LABEL = b"pair-seed"
 SHARE_KEY_LABEL = b"share-key"
+KEY_SHARE_KEY_LABEL = b"key-share-key"
+SEALING_LABELS = (SHARE_KEY_LABEL, KEY_SHARE_KEY_LABEL)
 PUBLIC_KEY_SIZE = 32
 SEED_SIZE = 32
 MAX_NODE_ID = 2**64 - 1
@@ -110,24 +112,27 @@ def derive_share_key(
     node_a: int,
     node_b: int,
     salt: bytes,
+    label: bytes = SHARE_KEY_LABEL,
 ) -> bytes:
     """Derive the 32-byte ChaCha20-Poly1305 key that seals Shamir shares between two nodes.
 
-    Same inputs, checks and ``info`` layout as `derive_pair_seed`, with the label
-    ``SHARE_KEY_LABEL`` in place of ``PAIR_SEED_LABEL``: revealing a round's pair seed
-    (for a dropped peer) says nothing about the key that sealed that round's shares.
+    Same inputs, checks and ``info`` layout as `derive_pair_seed`, with ``label``
+    (``SHARE_KEY_LABEL`` for self-mask shares, ``KEY_SHARE_KEY_LABEL`` for shares of
+    round keys) in place of ``PAIR_SEED_LABEL``, so one exchange never keys two uses.
 
     Raises
     ------
     TypeError
         If an argument has the wrong type.
     ValueError
-        As `derive_pair_seed`.
+        As `derive_pair_seed`, or if ``label`` is not one of ``SEALING_LABELS``.
     """
+    if label not in SEALING_LABELS:
+        raise ValueError(f"`label` must be one of {SEALING_LABELS}; got {label!r}")
     return _derive(
         private,
         peer_public,
-        label=SHARE_KEY_LABEL,
+        label=label,
         run_id=run_id,
         round=round,
         node_a=node_a,

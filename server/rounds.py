@@ -290,7 +290,11 @@ class RoundLoop:
         return self._institution_of[reply.metadata.src_node_id]
 
     def _failures(self, sent: Iterable[Message], replies: list[Message]) -> dict[str, str]:
-        failures = {self._name(r): f"error: {r.error.reason}" for r in replies if r.has_error()}
+        failures = {
+            self._name(r): f"error: {messages.error_summary(r.error.reason)}"
+            for r in replies
+            if r.has_error()
+        }
         answered = {r.metadata.src_node_id for r in replies}
         for message in sent:
             if message.metadata.dst_node_id not in answered:

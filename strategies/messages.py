@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -154,3 +155,21 @@ def update_digest(arrays: ArrayRecord) -> str:
         digest.update(len(header).to_bytes(4, "big") + header)
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_summary(reason: str) -> str:
+    """Condense a node's error reply (often a whole remote traceback) to one line.
+
+    Flower wraps a ClientApp exception as ``... Message: <text>``; the text after the
+    last such marker is kept, else the last non-empty line.
+    """
+    text = _ANSI.sub("", reason)
+    marker = "Message: "
+    if marker in text:
+        text = text.rsplit(marker, 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    summary = lines[0] if marker in reason and lines else (lines[-1] if lines else "")
+    return summary.rstrip("'\">") or "unknown error"

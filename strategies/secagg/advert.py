@@ -1,14 +1,16 @@
-"""Signed key advertisements: one X25519 key per institution per run.
+"""Signed key advertisements: an institution's public keys for a run, sent once.
 
-An advertisement binds an institution's X25519 public key to the run, the institution,
-its Flower node id and the time it was issued, under the institution's Ed25519 key
-from the consortium manifest. Peers verify it against the manifest themselves, so a
-coordinator that relays a substituted key is caught and named.
+An advertisement binds an institution's X25519 identity key and its round keys (one
+per round from ``first_round`` on) to the run, the institution, its Flower node id and
+the time it was issued, under the institution's Ed25519 key from the consortium
+manifest. Peers verify it against the manifest themselves, so a coordinator that relays
+a substituted key is caught and named.
 
 Layout (all integers big-endian)::
 
     version (1) || len(run_tag) (2) || run_tag || len(institution) (2) || institution
-    || node_id (8) || issued_ns (8) || x25519 public key (32) || Ed25519 signature (64)
+    || node_id (8) || issued_ns (8) || identity key (32) || first_round (4)
+    || count (4) || count × round key (32) || Ed25519 signature (64)
 
 The signature covers everything before it, under the context ``ADVERT_CONTEXT``.
 """
@@ -17,13 +19,13 @@ from __future__ import annotations
 
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from fedrisk.secure.agreement import PUBLIC_KEY_SIZE, public_bytes
 from fedrisk.secure.signing import SIGNATURE_SIZE, SignatureInvalid, sign, verify_signature
+from fedrisk.strategies.secagg.keys import NodeKeys
 from fedrisk.strategies.secagg.wire import (
     ADVERT_CONTEXT,
     PROTOCOL_VERSION,
@@ -32,6 +34,8 @@ from fedrisk.strategies.secagg.wire import (
 )
 
 _TAIL = struct.Struct(">QQ")
+_ROUNDS = struct.Struct(">II")
+MAX_ROUNDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -42,14 +46,40 @@ class Advertisement:
     institution: str
     node_id: int
     issued_ns: int
-    public_key: bytes
+    identity_key: bytes
+    first_round: int
+    round_keys: tuple[bytes, ...]
     signature: bytes
 
     def payload(self) -> bytes:
         """Return the signed bytes."""
-        return _payload(
-            self.run_tag, self.institution, self.node_id, self.issued_ns, self.public_key
+        return (
+            bytes([PROTOCOL_VERSION])
+            + _text(self.run_tag)
+            + _text(self.institution)
+            + _TAIL.pack(self.node_id, self.issued_ns)
+            + self.identity_key
+            + _ROUNDS.pack(self.first_round, len(self.round_keys))
+            + b"".join(self.round_keys)
         )
+
+    def round_key(self, round: int) -> bytes:
+        """Return the public round key of ``round``.
+
+        Raises
+        ------
+        ProtocolAbort
+            At stage ``train``, naming the institution, if ``round`` is not covered.
+        """
+        index = round - self.first_round
+        if not 0 <= index < len(self.round_keys):
+            raise ProtocolAbort(
+                Stage.train,
+                f"advertisement covers rounds {self.first_round}–"
+                f"{self.first_round + len(self.round_keys) - 1}, not round {round}",
+                peer=self.institution,
+            )
+        return self.round_keys[index]
 
     def to_bytes(self) -> bytes:
         """Wire form: payload followed by the signature."""
@@ -58,23 +88,34 @@ class Advertisement:
 
 def advertise(
     signing_key: Ed25519PrivateKey,
-    agreement_key: X25519PrivateKey,
+    keys: NodeKeys,
     *,
-    run_tag: str,
     institution: str,
     node_id: int,
+    rounds: range,
 ) -> Advertisement:
-    """Sign a fresh advertisement of ``agreement_key`` for this run and node."""
-    public = public_bytes(agreement_key)
-    issued = time.time_ns()
-    body = _payload(run_tag, institution, node_id, issued, public)
-    return Advertisement(
-        run_tag=run_tag,
+    """Sign a fresh advertisement of ``keys`` for ``rounds`` of this run and node.
+
+    Raises
+    ------
+    ValueError
+        If ``rounds`` is empty, does not start at 1 or later, or is longer than
+        ``MAX_ROUNDS``.
+    """
+    if not rounds or rounds.start < 1 or rounds.step != 1 or len(rounds) > MAX_ROUNDS:
+        raise ValueError(f"`rounds` must be 1 to {MAX_ROUNDS} consecutive rounds ≥ 1; got {rounds}")
+    unsigned = Advertisement(
+        run_tag=keys.run_tag,
         institution=institution,
         node_id=node_id,
-        issued_ns=issued,
-        public_key=public,
-        signature=sign(signing_key, body, context=ADVERT_CONTEXT),
+        issued_ns=time.time_ns(),
+        identity_key=public_bytes(keys.identity()),
+        first_round=rounds.start,
+        round_keys=tuple(public_bytes(keys.round_key(r)) for r in rounds),
+        signature=b"",
+    )
+    return replace(
+        unsigned, signature=sign(signing_key, unsigned.payload(), context=ADVERT_CONTEXT)
     )
 
 
@@ -96,15 +137,27 @@ def parse_advertisement(blob: object, *, peer: str) -> Advertisement:
         institution, at = _read_text(blob, at)
         node_id, issued = _TAIL.unpack_from(blob, at)
         at += _TAIL.size
-        public = blob[at : at + PUBLIC_KEY_SIZE]
-        signature = blob[at + PUBLIC_KEY_SIZE :]
-        if len(public) != PUBLIC_KEY_SIZE or len(signature) != SIGNATURE_SIZE:
+        identity = blob[at : at + PUBLIC_KEY_SIZE]
+        at += PUBLIC_KEY_SIZE
+        first, count = _ROUNDS.unpack_from(blob, at)
+        at += _ROUNDS.size
+        if count > MAX_ROUNDS:
+            raise ValueError(f"{count} round keys")
+        keys = tuple(
+            blob[at + i * PUBLIC_KEY_SIZE : at + (i + 1) * PUBLIC_KEY_SIZE] for i in range(count)
+        )
+        signature = blob[at + count * PUBLIC_KEY_SIZE :]
+        if (
+            len(identity) != PUBLIC_KEY_SIZE
+            or any(len(k) != PUBLIC_KEY_SIZE for k in keys)
+            or len(signature) != SIGNATURE_SIZE
+        ):
             raise ValueError("truncated")
     except (IndexError, ValueError, struct.error, UnicodeDecodeError) as err:
         raise ProtocolAbort(
             Stage.advertise, f"malformed advertisement ({err})", peer=peer
         ) from None
-    return Advertisement(run_tag, institution, node_id, issued, public, signature)
+    return Advertisement(run_tag, institution, node_id, issued, identity, first, keys, signature)
 
 
 def verify_advertisement(
@@ -159,16 +212,6 @@ def verify_advertisement(
             peer=peer,
         ) from None
     return advert
-
-
-def _payload(run_tag: str, institution: str, node_id: int, issued: int, public: bytes) -> bytes:
-    return (
-        bytes([PROTOCOL_VERSION])
-        + _text(run_tag)
-        + _text(institution)
-        + _TAIL.pack(node_id, issued)
-        + public
-    )
 
 
 def _text(value: str) -> bytes:

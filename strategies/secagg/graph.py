@@ -59,24 +59,25 @@ def neighbours(
     }
 
 
-def threshold_for(neighbour_count: int, configured: int) -> int:
-    """Self-mask shares needed to unmask one institution with ``neighbour_count`` holders.
+def threshold_for(holders: int, configured: int) -> int:
+    """Self-mask shares needed to unmask one institution whose seed has ``holders`` shares.
 
-    ``configured`` of 0 means a strict majority. A threshold at or below half would let
-    a coordinator collect a threshold of shares of one secret from one half of the
-    neighbours and of another from the other half.
+    An institution keeps one share of its self-mask seed and gives one to each
+    neighbour, so ``holders`` is its degree plus one. ``configured`` of 0 means a strict
+    majority. A threshold at or below half would let a coordinator collect a threshold
+    of shares of one secret from one half of the holders and of another from the other.
 
     Raises
     ------
     ValueError
-        If no valid threshold exists (fewer than 2 neighbours) or the configured one is
-        not in ``(neighbour_count / 2, neighbour_count]``.
+        If no valid threshold exists (fewer than 3 holders) or the configured one is
+        not in ``(holders / 2, holders]``.
     """
-    threshold = configured or neighbour_count // 2 + 1
-    if neighbour_count < 2 or not (neighbour_count / 2 < threshold <= neighbour_count):
+    threshold = configured or holders // 2 + 1
+    if holders < 3 or not (holders / 2 < threshold <= holders):
         raise ValueError(
-            f"the share threshold must exceed half of the {neighbour_count} neighbours and "
-            f"not exceed them (and there must be at least 2); got {threshold}"
+            f"the share threshold must exceed half of the {holders} share holders and not "
+            f"exceed them (and there must be at least 3); got {threshold}"
         )
     return threshold
 

@@ -82,7 +82,7 @@ class RoundInfo:
     @cached_property
     def threshold(self) -> int:
         """Self-mask shares needed to unmask one participant."""
-        smallest = min(len(peers) for peers in self.graph.values())
+        smallest = min(len(peers) for peers in self.graph.values()) + 1  # + own share
         try:
             return threshold_for(smallest, self.threshold_setting)
         except ValueError as err:

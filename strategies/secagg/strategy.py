@@ -33,9 +33,9 @@ from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.strategies.factory import WEIGHT_KEY
 from fedrisk.strategies.messages import ARRAYS, METRICS, update_digest
-from fedrisk.strategies.secagg.advert import verify_advertisement
 from fedrisk.strategies.secagg.consistency import collect_signatures
-from fedrisk.strategies.secagg.encoding import Encoding, decode_sum
+from fedrisk.strategies.secagg.encoding import DecodedSum, Encoding, decode_sum
+from fedrisk.strategies.secagg.registry import KeyRegistry
 from fedrisk.strategies.secagg.round_info import RoundInfo
 from fedrisk.strategies.secagg.unmasking import RoundUnmasker
 from fedrisk.strategies.secagg.wire import (
@@ -99,8 +99,11 @@ def wrap_secure_aggregation(
         degree=secagg.degree,
         threshold=secagg.threshold,
         consistency_check=secagg.consistency_check,
-        consistency_timeout=secagg.timeouts.consistency,
-        unmask_timeout=secagg.timeouts.unmask,
+        timeouts={
+            Stage.keys: secagg.timeouts.unmask,
+            Stage.consistency: secagg.timeouts.consistency,
+            Stage.unmask: secagg.timeouts.unmask,
+        },
     )
 
 
@@ -119,8 +122,8 @@ class SecureAggregation(Strategy):
         SecAgg+ settings (0: complete graph / strict majority).
     consistency_check : bool
         Run the consistency round before unmasking.
-    consistency_timeout, unmask_timeout : float
-        Seconds to wait in those rounds.
+    timeouts : Mapping[Stage, float]
+        Seconds to wait at the key-share, consistency and unmask stages.
     """
 
     def __init__(
@@ -132,72 +135,55 @@ class SecureAggregation(Strategy):
         degree: int,
         threshold: int,
         consistency_check: bool,
-        consistency_timeout: float,
-        unmask_timeout: float,
+        timeouts: Mapping[Stage, float],
     ) -> None:
         super().__init__()
         self.strategy = strategy
-        self._keys = keys
+        self.registry = KeyRegistry(run_tag=keys.run_tag, salt=keys.salt, signers=keys.signers)
         self._encoding = encoding
         self._degree = degree
         self._threshold = threshold
         self._consistency = consistency_check
-        self._timeouts = {Stage.consistency: consistency_timeout, Stage.unmask: unmask_timeout}
-        self._adverts: dict[str, bytes] = {}
-        self._node_of: dict[str, int] = {}
-        self._delivered: dict[int, dict[str, bytes]] = {}
-        self._pending: dict[int, tuple[RoundUnmasker, ArrayRecord]] = {}
+        self._timeouts = dict(timeouts)
+        self._pending: dict[int, tuple[RoundUnmasker, ArrayRecord, dict[str, str]]] = {}
         self._grid: Grid | None = None
         self.records: dict[int, dict[str, object]] = {}
 
-    # -- keys -------------------------------------------------------------------------
-
-    def register(self, institution: str, node: int, advert: bytes) -> None:
-        """Accept an institution's (re-)advertisement after checking it.
-
-        Raises
-        ------
-        ProtocolAbort
-            At stage ``advertise``, naming the institution, if the advertisement does
-            not verify against the manifest or names another run or node.
-        """
-        signer = self._keys.signers.get(institution)
-        if signer is None:
-            raise ProtocolAbort(Stage.advertise, "not in the consortium manifest", peer=institution)
-        verify_advertisement(
-            advert, peer=institution, signer=signer, run_tag=self._keys.run_tag, node_id=node
-        )
-        self._adverts[institution] = advert
-        self._node_of[institution] = node
-        self._delivered.pop(node, None)  # a restarted node has lost what it was sent
-
-    @property
-    def advertised(self) -> set[str]:
-        """Institutions with a verified advertisement for this run."""
-        return set(self._adverts)
-
-    # -- strategy ---------------------------------------------------------------------
+    def register(self, institution: str, node: int, advert: object) -> None:
+        """Accept an institution's (re-)advertisement; see `KeyRegistry.register`."""
+        self.registry.register(institution, node, advert)
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Configure the inner strategy's round and add the round's SecAgg+ records.
 
+        Institutions whose round-key shares are not yet stored are asked for them
+        first; those that cannot provide them sit the round out.
+
         Raises
         ------
         ProtocolAbort
-            At stage ``train`` if fewer than 3 advertised institutions were selected.
+            At stage ``train`` if fewer than 3 institutions can take part.
         """
         self._grid = grid
-        institution_of = {node: name for name, node in self._node_of.items()}
+        registry = self.registry
+        institution_of = {node: name for name, node in registry.node_of.items()}
         sent = [
             m
             for m in self.strategy.configure_train(server_round, arrays, config, grid)
             if m.metadata.dst_node_id in institution_of
         ]
+        excluded = registry.collect_shares(
+            grid,
+            [institution_of[m.metadata.dst_node_id] for m in sent],
+            round=server_round,
+            timeout=self._timeouts[Stage.keys],
+        )
+        sent = [m for m in sent if institution_of[m.metadata.dst_node_id] not in excluded]
         info = RoundInfo(
-            run_tag=self._keys.run_tag,
-            salt=self._keys.salt,
+            run_tag=registry.run_tag,
+            salt=registry.salt,
             round=server_round,
             node_of={institution_of[m.metadata.dst_node_id]: m.metadata.dst_node_id for m in sent},
             degree=self._degree,
@@ -207,16 +193,9 @@ class SecureAggregation(Strategy):
         out = []
         for message in sent:
             node = message.metadata.dst_node_id
-            delivered = self._delivered.setdefault(node, {})
-            fresh = {
-                name: self._adverts[name]
-                for name in sorted(info.node_of)
-                if delivered.get(name) != self._adverts[name]
-            }
-            delivered.update(fresh)
             content = RecordDict(dict(message.content.items()))
             content[ROUND] = info.to_record()
-            content[PEER_ADVERTS] = ConfigRecord(fresh)
+            content[PEER_ADVERTS] = registry.offer(node, info.node_of)
             out.append(
                 Message(
                     content=content, dst_node_id=node, message_type=message.metadata.message_type
@@ -224,9 +203,14 @@ class SecureAggregation(Strategy):
             )
         n_parameters = sum(int(np.prod(a.shape)) for a in arrays.values())
         unmasker = RoundUnmasker(
-            info, length=self._encoding.vector_length(n_parameters), dtype=self._encoding.dtype
+            info,
+            length=self._encoding.vector_length(n_parameters),
+            dtype=self._encoding.dtype,
+            adverts={node: registry.adverts[name] for name, node in info.node_of.items()},
+            key_shares=lambda owner, holder: registry.share(owner, holder, server_round),
+            institutions=registry.institutions,
         )
-        self._pending[server_round] = (unmasker, arrays)
+        self._pending[server_round] = (unmasker, arrays, excluded)
         return out
 
     def aggregate_train(
@@ -237,57 +221,66 @@ class SecureAggregation(Strategy):
         Returns ``(None, None)`` when the round fails closed; ``records[server_round]``
         says why.
         """
-        unmasker, global_arrays = self._pending.pop(server_round)
+        unmasker, global_arrays, excluded = self._pending.pop(server_round)
         info = unmasker.info
-        record: dict[str, object] = {"participants": sorted(info.node_of), "rejected": {}}
-        self.records[server_round] = record
         rejected: dict[str, str] = {}
         for reply in replies:
             try:
                 unmasker.accept(reply.metadata.src_node_id, reply.content)
             except ProtocolAbort as err:
                 rejected[err.peer or str(reply.metadata.src_node_id)] = err.reason
-        record["rejected"] = rejected
+            else:
+                self.registry.delivered(reply.metadata.src_node_id)
         survivors = [info.institution_of[n] for n in unmasker.survivors]
-        record["dropped"] = {"train": [info.institution_of[n] for n in unmasker.dropped]}
+        dropped: dict[str, list[str]] = {
+            "train": [info.institution_of[n] for n in unmasker.dropped]
+        }
+        record: dict[str, object] = {
+            "participants": sorted(info.node_of),
+            "excluded": excluded,
+            "rejected": rejected,
+            "dropped": dropped,
+        }
+        self.records[server_round] = record
         requests = unmasker.requests()
         if len(survivors) < info.threshold:
             return self._fail(record, f"only {len(survivors)} masked updates arrived")
-        signatures: dict[str, bytes] = {}
         if self._consistency:
-            signatures, silent = collect_signatures(
+            signatures, dropped["consistency"] = collect_signatures(
                 self._grid_or_fail(), unmasker, timeout=self._timeouts[Stage.consistency]
             )
-            record["dropped"]["consistency"] = silent  # type: ignore[index]
             if len(signatures) < info.threshold:
                 return self._fail(
                     record, f"only {len(signatures)} survivors signed the survivor set"
                 )
-        messages = []
-        for node, request in requests.items():
-            request.update(signatures)
-            messages.append(
+            for request in requests.values():
+                request.update(signatures)
+        answers = self._grid_or_fail().send_and_receive(
+            [
                 Message(
                     content=RecordDict({UNMASK: request}),
                     dst_node_id=node,
                     message_type=UNMASK_MESSAGE_TYPE,
                 )
-            )
-        answers = self._grid_or_fail().send_and_receive(
-            messages, timeout=self._timeouts[Stage.unmask]
+                for node, request in requests.items()
+            ],
+            timeout=self._timeouts[Stage.unmask],
         )
-        reveals = {
-            a.metadata.src_node_id: a.content.config_records[REVEAL]
-            for a in answers
-            if not a.has_error() and REVEAL in a.content.config_records
-        }
-        outcome = unmasker.finish(reveals)
-        record["dropped"]["unmask"] = outcome.silent  # type: ignore[index]
+        outcome = unmasker.finish(
+            {
+                a.metadata.src_node_id: a.content.config_records[REVEAL]
+                for a in answers
+                if not a.has_error() and REVEAL in a.content.config_records
+            }
+        )
+        dropped["unmask"] = outcome.silent
         if outcome.total is None:
             return self._fail(record, outcome.reason)
-        shapes = [tuple(a.shape) for a in global_arrays.values()]
         decoded = decode_sum(
-            outcome.total, shapes=shapes, encoding=self._encoding, count=len(survivors)
+            outcome.total,
+            shapes=[tuple(a.shape) for a in global_arrays.values()],
+            encoding=self._encoding,
+            count=len(survivors),
         )
         mean = ArrayRecord(
             {
@@ -305,23 +298,9 @@ class SecureAggregation(Strategy):
                 count=len(survivors), weight_total=decoded.weight_total
             ),
         )
-        weight = decoded.weight_total / len(survivors)
-        stand_ins = [
-            Message(
-                content=RecordDict(
-                    {
-                        ARRAYS: mean,
-                        METRICS: MetricRecord(
-                            {WEIGHT_KEY: weight, "train_loss": decoded.mean_loss}
-                        ),
-                    }
-                ),
-                dst_node_id=self._node_of[name],
-                message_type=MessageType.TRAIN,
-            )
-            for name in survivors
-        ]
-        return self.strategy.aggregate_train(server_round, stand_ins)
+        return self.strategy.aggregate_train(
+            server_round, _stand_ins(mean, decoded, [info.node_of[n] for n in survivors])
+        )
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -349,3 +328,26 @@ class SecureAggregation(Strategy):
         if self._grid is None:
             raise RuntimeError("configure_train must run before aggregate_train")
         return self._grid
+
+
+def _stand_ins(mean: ArrayRecord, decoded: DecodedSum, nodes: list[int]) -> list[Message]:
+    """Present the unmasked mean as identical, equally weighted replies, one per survivor.
+
+    FedAvg's weighted mean of identical arrays is the arrays themselves; the equal
+    weights satisfy Flower's accounted DP wrapper, which wants one reply per sampled
+    institution and uniform weights.
+    """
+    weight = decoded.weight_total / len(nodes)
+    return [
+        Message(
+            content=RecordDict(
+                {
+                    ARRAYS: mean,
+                    METRICS: MetricRecord({WEIGHT_KEY: weight, "train_loss": decoded.mean_loss}),
+                }
+            ),
+            dst_node_id=node,
+            message_type=MessageType.TRAIN,
+        )
+        for node in nodes
+    ]

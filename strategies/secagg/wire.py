@@ -19,6 +19,8 @@ PROTOCOL_VERSION = 1
 UNMASK_MESSAGE_TYPE = "query.secagg_unmask"
 #: Message type of the optional consistency round.
 CONSISTENCY_MESSAGE_TYPE = "query.secagg_consistency"
+#: Message type of the once-per-key exchange that hands out shares of round keys.
+KEYS_MESSAGE_TYPE = "query.secagg_keys"
 
 # Record names (keys of a message's RecordDict).
 SETUP = "secagg-setup"  # roll call query: run tag and salt
@@ -31,6 +33,8 @@ UNMASK = "secagg-unmask"  # unmask request
 REVEAL = "secagg-reveal"  # unmask reply
 CONSISTENCY = "secagg-consistency"  # consistency request / reply
 ABORT = "secagg-abort"  # any reply: the institution stopped the protocol, and why
+KEYS = "secagg-keys"  # key-share request (with ADVERTS) / reply (sealed round-key shares)
+ADVERTS = "secagg-adverts"  # key-share request: every advertisement of the run
 
 # Keys inside those records.
 VERSION_KEY = "version"
@@ -46,7 +50,8 @@ ADVERT_KEY = "advert"
 VECTOR_KEY = "vector"
 SHARE_PREFIX = "share:"  # + recipient (train reply) or sender (unmask request)
 REVEALED_SHARE_PREFIX = "share-of:"  # + owner of the self-mask
-PAIR_SEED_PREFIX = "pair-seed:"  # + dropped neighbour
+KEY_SHARE_PREFIX = "key-share:"  # + owner [+ ":" + round] of a sealed round-key share
+REVEALED_KEY_PREFIX = "key-share-of:"  # + dropped owner of the round key
 SIGNATURE_PREFIX = "signature:"  # + signer (consistency round)
 STAGE_KEY = "stage"
 REASON_KEY = "reason"
@@ -56,6 +61,8 @@ PEER_KEY = "peer"
 ADVERT_CONTEXT = b"fedrisk/secagg-advertisement/v1"
 CONSISTENCY_CONTEXT = b"fedrisk/secagg-consistency/v1"
 SHARE_AAD_LABEL = b"fedrisk/secagg-share/v1"
+SELF_MASK_SHARE = b"self-mask"  # kind of share in its associated data
+ROUND_KEY_SHARE = b"round-key"
 STATE_AAD_LABEL = b"fedrisk/secagg-node-state/v1"
 GRAPH_LABEL = b"fedrisk/secagg-graph/v1"
 
@@ -64,6 +71,7 @@ class Stage(str, Enum):
     """Stages of one run of the protocol."""
 
     advertise = "advertise"
+    keys = "keys"
     train = "train"
     consistency = "consistency"
     unmask = "unmask"

@@ -1,0 +1,106 @@
+"""Record-level DP training of one round, with the ledger entry held until the reply exists.
+
+The ledger entry records the SHA-256 of what the institution sends; under secure
+aggregation that is the masked message, which exists only after masking, so the entry is
+written through `TrainedUpdate.record` once the reply is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord, RecordDict
+
+from fedrisk.client import private_round
+from fedrisk.client.dp_trainer import train_private
+from fedrisk.client.node_data import institution_seed
+from fedrisk.client.node_setup import NodeSetup, node_record
+from fedrisk.models.tabular import get_weights
+from fedrisk.privacy.calibration import PrivacyPlanError
+from fedrisk.strategies import WEIGHT_KEY, messages
+
+
+@dataclass
+class TrainedUpdate:
+    """A trained update before it is sent: weights, figures, and the ledger step."""
+
+    arrays: ArrayRecord
+    n_examples: int
+    loss: float
+    metrics: dict[str, float] = field(default_factory=dict)
+    record: Callable[[str], None] | None = None
+
+
+def train_private_update(
+    context: Context,
+    setup: NodeSetup,
+    model: torch.nn.Module,
+    *,
+    server_round: int,
+    mu: float,
+) -> TrainedUpdate | RecordDict:
+    """One DP-SGD round: gate on the budget and train; the ledger entry waits for the digest."""
+    settings = setup.settings
+    try:
+        node = private_round.node_privacy(
+            context, settings, setup.data, institution=setup.institution
+        )
+    except PrivacyPlanError as err:
+        return refusal_content(setup, private_round.refusal_record(str(err)))
+    decision, planned = private_round.gate(node, settings, setup.data)
+    if not decision.allowed:
+        return refusal_content(setup, private_round.budget_refusal(node, decision))
+    trained = train_private(
+        model,
+        setup.data.x_train,
+        setup.data.y_train,
+        settings.task.train,
+        private_round.dp_settings(settings.privacy, node.noise_multiplier),
+        seed=institution_seed(settings.seed, setup.institution, server_round),
+        proximal_mu=mu,
+        global_weights=get_weights(model) if mu > 0 else None,
+    )
+    if trained.mechanism != planned:
+        raise RuntimeError(f"{setup.institution}: trained {trained.mechanism}, gated {planned}")
+    epsilon = decision.projected
+
+    def record(digest: str) -> None:
+        private_round.record_round(
+            node,
+            settings,
+            server_round=server_round,
+            mechanism=trained.mechanism,
+            epsilon=epsilon,
+            update_sha256=digest,
+        )
+
+    return TrainedUpdate(
+        arrays=ArrayRecord(model.state_dict()),
+        n_examples=trained.result.n_examples,
+        loss=trained.result.loss,
+        metrics={
+            messages.EPSILON: epsilon,
+            messages.EPSILON_BUDGET: node.budget.epsilon,
+            messages.DELTA: node.budget.delta,
+            messages.NOISE_MULTIPLIER: node.noise_multiplier,
+        },
+        record=record,
+    )
+
+
+def refusal_content(setup: NodeSetup, refusal: ConfigRecord) -> RecordDict:
+    """Build a reply that declines to train (no row count under secure aggregation)."""
+    metrics = (
+        MetricRecord()
+        if setup.settings.secagg.enabled
+        else MetricRecord({WEIGHT_KEY: setup.data.n_train})
+    )
+    return RecordDict(
+        {
+            messages.NODE: node_record(setup),
+            messages.REFUSAL: refusal,
+            messages.METRICS: metrics,
+        }
+    )

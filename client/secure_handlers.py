@@ -1,0 +1,76 @@
+"""The node's secure-aggregation message handlers and its protocol-abort replies."""
+
+from __future__ import annotations
+
+from flwr.app import Context, Message, RecordDict
+
+from fedrisk.client import secagg_node
+from fedrisk.client.node_setup import NodeSetup, node_record, node_setup
+from fedrisk.conf.privacy import PrivacyMode
+from fedrisk.strategies import messages
+from fedrisk.strategies.secagg import wire
+from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
+
+
+def abort_reply(msg: Message, setup: NodeSetup, err: ProtocolAbort) -> Message:
+    """Reply that this institution stopped the protocol, and why."""
+    content = RecordDict(
+        {wire.ABORT: secagg_node.abort_record(err), messages.NODE: node_record(setup)}
+    )
+    return Message(content=content, reply_to=msg)
+
+
+def as_abort(err: Exception, stage: Stage) -> ProtocolAbort:
+    """Turn a malformed-message error into a protocol abort at ``stage``."""
+    return err if isinstance(err, ProtocolAbort) else ProtocolAbort(stage, str(err))
+
+
+def check_rows(setup: NodeSetup) -> None:
+    """Refuse, before training, to weigh more rows than the public ``secagg.max_rows``.
+
+    Raises
+    ------
+    ProtocolAbort
+        At stage ``train`` if the institution has more training rows than allowed.
+    """
+    limit = setup.settings.secagg.max_rows
+    if setup.settings.privacy.mode is not PrivacyMode.central and setup.data.n_train > limit:
+        raise ProtocolAbort(
+            Stage.train,
+            f"{setup.institution} has {setup.data.n_train} training rows; `secagg.max_rows` "
+            f"must be at least that; got {limit}",
+        )
+
+
+def unmask(msg: Message, context: Context) -> Message:
+    """Reveal this institution's part of the round's unmasking."""
+    setup = node_setup(context)
+    try:
+        content = secagg_node.unmask(
+            msg, context, secagg=setup.settings.secagg, institution=setup.institution
+        )
+    except ProtocolAbort as err:
+        return abort_reply(msg, setup, err)
+    return Message(content=content, reply_to=msg)
+
+
+def consistency(msg: Message, context: Context) -> Message:
+    """Sign the survivor set of the round (optional consistency round)."""
+    setup = node_setup(context)
+    try:
+        content = secagg_node.consistency(
+            msg, context, secagg=setup.settings.secagg, institution=setup.institution
+        )
+    except ProtocolAbort as err:
+        return abort_reply(msg, setup, err)
+    return Message(content=content, reply_to=msg)
+
+
+def key_shares(msg: Message, context: Context) -> Message:
+    """Hand out sealed shares of this institution's round keys (once per advertisement)."""
+    setup = node_setup(context)
+    try:
+        content = secagg_node.key_shares(msg, context, institution=setup.institution)
+    except ProtocolAbort as err:
+        return abort_reply(msg, setup, err)
+    return Message(content=content, reply_to=msg)

@@ -1,0 +1,774 @@
+"""An institution's side of SecAgg+: run keys in Context.state, peer checks, mask, reveal.
+
+Every test drives real nodes (real Ed25519 keys in tmp_path state folders, a real
+consortium manifest, one Flower ``Context`` per bank) against the real coordinator-side
+``RoundUnmasker``; the only stand-in is a few lines of coordinator bookkeeping that
+mirror ``SecureAggregation.configure_train`` (which advertisements each node has seen).
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+
+from fedrisk.client import secagg_node
+from fedrisk.client.node_keys import SIGNING_KEY_FILE, WRAP_KEY_FILE
+from fedrisk.conf.secagg import SecAggConfig
+from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
+from fedrisk.secure.agreement import generate_agreement_key, public_bytes
+from fedrisk.secure.signing import (
+    generate_signing_key,
+    load_private_key,
+    public_key_text,
+    save_private_key,
+)
+from fedrisk.strategies import messages
+from fedrisk.strategies.secagg import wire
+from fedrisk.strategies.secagg.advert import advertise, parse_advertisement, verify_advertisement
+from fedrisk.strategies.secagg.encoding import Encoding, decode_sum
+from fedrisk.strategies.secagg.round_info import RoundInfo, header
+from fedrisk.strategies.secagg.strategy import RunKeys
+from fedrisk.strategies.secagg.unmasking import RoundUnmasker, UnmaskOutcome
+from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
+
+BANKS = ("bank_a", "bank_b", "bank_c", "bank_d")
+FIVE_BANKS = (*BANKS, "bank_e")
+# Deliberately not in the order of the names: the sign of a pairwise mask follows node ids.
+# bank_z is not in any manifest.
+NODE_IDS = {
+    "bank_a": 7301,
+    "bank_b": 42,
+    "bank_c": 99120,
+    "bank_d": 5,
+    "bank_e": 630,
+    "bank_z": 31337,
+}
+SHAPES: list[tuple[int, ...]] = [(3, 4), (4,)]
+N_PARAMETERS = sum(int(np.prod(shape)) for shape in SHAPES)
+SECAGG = SecAggConfig(mode="secaggplus", max_rows=1000)
+CHECKED = SecAggConfig(mode="secaggplus", max_rows=1000, consistency_check=True)
+SEALED_KEY_SIZE = 32 + 1 + 12 + 16  # X25519 key, AEAD version byte, nonce, tag
+KEY_STATE_FIELDS = {wire.RUN_TAG_KEY, wire.ADVERT_KEY, "sealed"}
+
+
+@dataclass(frozen=True)
+class Update:
+    """One bank's plaintext contribution to a round."""
+
+    delta: list[np.ndarray]
+    weight: int
+    loss: float
+
+
+@dataclass
+class Consortium:
+    """Banks with real keys and contexts, plus the coordinator's view of the run."""
+
+    banks: tuple[str, ...]
+    state_dir: Path
+    manifest_path: Path
+    manifest: ConsortiumManifest
+    keys: RunKeys
+    secagg: SecAggConfig
+    encoding: Encoding
+    contexts: dict[str, Context] = field(default_factory=dict)
+    adverts: dict[str, bytes] = field(default_factory=dict)  # coordinator's registry
+    delivered: dict[int, dict[str, bytes]] = field(default_factory=dict)
+
+    def run_config(self) -> dict[str, str]:
+        return {
+            messages.INSTITUTIONS: json.dumps(list(self.banks)),
+            messages.MANIFEST: str(self.manifest_path),
+            messages.STATE_DIR: str(self.state_dir),
+        }
+
+    def new_context(self, name: str) -> Context:
+        """A fresh Context for ``name``: what a (re)started ClientApp starts from."""
+        context = Context(
+            run_id=1,
+            node_id=NODE_IDS[name],
+            node_config={},
+            state=RecordDict(),
+            run_config=self.run_config(),
+        )
+        self.contexts[name] = context
+        return context
+
+    def register(self, name: str, advert: bytes) -> None:
+        """The coordinator accepts a (re-)advertisement, as ``SecureAggregation.register``."""
+        verify_advertisement(
+            advert,
+            peer=name,
+            signer=self.manifest.public_key(name),
+            run_tag=self.keys.run_tag,
+            node_id=NODE_IDS[name],
+        )
+        self.adverts[name] = advert
+        self.delivered.pop(NODE_IDS[name], None)
+
+    def round_info(self, server_round: int, participants: Iterable[str] | None = None) -> RoundInfo:
+        names = self.banks if participants is None else tuple(participants)
+        return RoundInfo(
+            run_tag=self.keys.run_tag,
+            salt=self.keys.salt,
+            round=server_round,
+            node_of={name: NODE_IDS[name] for name in names},
+            degree=self.secagg.degree,
+            threshold_setting=self.secagg.threshold,
+        )
+
+    def train_message(
+        self, name: str, info: RoundInfo, *, relay: Mapping[str, bytes] | None = None
+    ) -> Message:
+        """The training instruction for ``name``: the round, plus adverts it has not seen.
+
+        ``relay`` replaces what an honest coordinator would relay (a misbehaving one).
+        """
+        node = NODE_IDS[name]
+        if relay is None:
+            delivered = self.delivered.setdefault(node, {})
+            fresh = {
+                peer: self.adverts[peer]
+                for peer in sorted(info.node_of)
+                if delivered.get(peer) != self.adverts[peer]
+            }
+            delivered.update(fresh)
+        else:
+            fresh = dict(relay)
+        content = RecordDict({wire.ROUND: info.to_record(), wire.PEER_ADVERTS: ConfigRecord(fresh)})
+        return Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN)
+
+    def prepare(
+        self,
+        name: str,
+        info: RoundInfo,
+        *,
+        relay: Mapping[str, bytes] | None = None,
+        secagg: SecAggConfig | None = None,
+    ) -> secagg_node.PreparedRound:
+        return secagg_node.prepare_round(
+            self.train_message(name, info, relay=relay),
+            self.contexts[name],
+            secagg=secagg or self.secagg,
+            institution=name,
+            server_round=info.round,
+        )
+
+    def mask(
+        self,
+        name: str,
+        prepared: secagg_node.PreparedRound,
+        update: Update,
+    ) -> dict[str, object]:
+        return secagg_node.masked_records(  # type: ignore[return-value]
+            prepared,
+            self.contexts[name],
+            delta=update.delta,
+            weight=update.weight,
+            loss=update.loss,
+            encoding=self.encoding,
+            institution=name,
+            rng=np.random.default_rng([prepared.info.round, NODE_IDS[name]]),
+        )
+
+    def unmask(
+        self, name: str, request: ConfigRecord, *, secagg: SecAggConfig | None = None
+    ) -> ConfigRecord:
+        msg = Message(
+            content=RecordDict({wire.UNMASK: request}),
+            dst_node_id=NODE_IDS[name],
+            message_type=wire.UNMASK_MESSAGE_TYPE,
+        )
+        reply = secagg_node.unmask(
+            msg, self.contexts[name], secagg=secagg or self.secagg, institution=name
+        )
+        return reply.config_records[wire.REVEAL]
+
+    def sign(self, name: str, request: ConfigRecord) -> dict[str, bytes]:
+        msg = Message(
+            content=RecordDict({wire.CONSISTENCY: request}),
+            dst_node_id=NODE_IDS[name],
+            message_type=wire.CONSISTENCY_MESSAGE_TYPE,
+        )
+        reply = secagg_node.consistency(
+            msg, self.contexts[name], secagg=self.secagg, institution=name
+        )
+        return dict(reply.config_records[wire.CONSISTENCY].items())  # type: ignore[arg-type]
+
+
+@dataclass
+class MaskedRound:
+    """A round after the training stage: the server's unmasker and what was masked."""
+
+    info: RoundInfo
+    unmasker: RoundUnmasker
+    updates: dict[str, Update]
+
+
+def _consortium(
+    tmp_path: Path, banks: Sequence[str] = BANKS, secagg: SecAggConfig = SECAGG
+) -> Consortium:
+    """Provision keys and manifest (as ``simulations.provision``), contexts, roll call."""
+    state_dir = tmp_path / "institutions"
+    records = []
+    for name in banks:
+        folder = state_dir / name
+        folder.mkdir(parents=True)
+        save_private_key(generate_signing_key(), folder / SIGNING_KEY_FILE)
+        public = public_key_text(load_private_key(folder / SIGNING_KEY_FILE).public_key())
+        records.append(
+            InstitutionRecord(name=name, public_key=public, budget_epsilon=8.0, budget_delta=1e-5)
+        )
+    manifest = ConsortiumManifest(name="test-consortium", institutions=tuple(records))
+    manifest_path = tmp_path / "consortium.json"
+    manifest.save(manifest_path)
+    trusted = ConsortiumManifest.load(manifest_path)
+    consortium = Consortium(
+        banks=tuple(banks),
+        state_dir=state_dir,
+        manifest_path=manifest_path,
+        manifest=trusted,
+        keys=RunKeys.fresh({name: trusted.public_key(name) for name in banks}),
+        secagg=secagg,
+        encoding=Encoding.for_run(secagg, institutions=len(banks), uniform_weights=False),
+    )
+    for name in banks:
+        context = consortium.new_context(name)
+        advert = secagg_node.advertisement(context, name, consortium.keys.setup_record())
+        consortium.register(name, advert)
+    return consortium
+
+
+def _update(name: str, server_round: int) -> Update:
+    rng = np.random.default_rng([server_round, NODE_IDS[name], 2025])
+    return Update(
+        delta=[rng.normal(scale=0.5, size=shape) for shape in SHAPES],
+        weight=int(rng.integers(50, 1000)),
+        loss=float(rng.uniform(0.2, 0.8)),
+    )
+
+
+def _train(
+    c: Consortium,
+    server_round: int,
+    *,
+    participants: Sequence[str] | None = None,
+    masking: Sequence[str] | None = None,
+) -> MaskedRound:
+    """Send the training instruction to ``participants``; ``masking`` of them reply."""
+    info = c.round_info(server_round, participants)
+    unmasker = RoundUnmasker(
+        info, length=c.encoding.vector_length(N_PARAMETERS), dtype=c.encoding.dtype
+    )
+    masking = list(info.node_of) if masking is None else list(masking)
+    updates = {}
+    for name in info.node_of:
+        prepared = c.prepare(name, info)
+        if name not in masking:
+            continue  # dropped before masking
+        updates[name] = _update(name, server_round)
+        records = c.mask(name, prepared, updates[name])
+        unmasker.accept(NODE_IDS[name], RecordDict(records))  # type: ignore[arg-type]
+    return MaskedRound(info=info, unmasker=unmasker, updates=updates)
+
+
+def _unmask(
+    c: Consortium,
+    masked: MaskedRound,
+    *,
+    revealing: Sequence[str] | None = None,
+    signatures: Mapping[str, bytes] | None = None,
+) -> tuple[UnmaskOutcome, dict[str, ConfigRecord]]:
+    info = masked.info
+    reveals = {}
+    by_name = {}
+    for node, request in masked.unmasker.requests().items():
+        name = info.institution_of[node]
+        if revealing is not None and name not in revealing:
+            continue  # silent at unmask
+        request.update(signatures or {})
+        reveals[node] = by_name[name] = c.unmask(name, request)
+    return masked.unmasker.finish(reveals), by_name
+
+
+def _assert_exact_mean(c: Consortium, masked: MaskedRound, outcome: UnmaskOutcome) -> None:
+    """The decoded sum is the survivors' weighted mean, within the encoding's bound."""
+    assert outcome.total is not None, outcome.reason
+    updates = masked.updates
+    decoded = decode_sum(outcome.total, shapes=SHAPES, encoding=c.encoding, count=len(updates))
+    weights = {name: u.weight for name, u in updates.items()}
+    total_weight = sum(weights.values())
+    bound = c.encoding.error_bound(count=len(updates), weight_total=total_weight)
+    assert decoded.weight_total == total_weight
+    assert decoded.clipped == 0
+    for i, got in enumerate(decoded.mean_delta):
+        expected = sum(u.weight * u.delta[i] for u in updates.values()) / total_weight
+        assert got.shape == SHAPES[i]
+        assert np.max(np.abs(got - expected)) <= bound
+    expected_loss = sum(u.weight * u.loss for u in updates.values()) / total_weight
+    assert abs(decoded.mean_loss - expected_loss) <= bound
+    assert 0 < bound < 1e-3  # the comparison above is meaningful
+
+
+def _forged_advert(
+    c: Consortium, name: str, *, signed_by: str, node_id: int | None = None
+) -> bytes:
+    """A well-formed advertisement for ``name`` over a fresh key, signed by ``signed_by``."""
+    key = load_private_key(c.state_dir / signed_by / SIGNING_KEY_FILE)
+    return advertise(
+        key,
+        generate_agreement_key(),
+        run_tag=c.keys.run_tag,
+        institution=name,
+        node_id=NODE_IDS[name] if node_id is None else node_id,
+    ).to_bytes()
+
+
+def _consistency_request(
+    info: RoundInfo, survivors: Sequence[int], dropped: Sequence[int]
+) -> ConfigRecord:
+    return ConfigRecord(
+        {
+            **header(run_tag=info.run_tag, round=info.round),
+            wire.SURVIVORS_KEY: sorted(survivors),
+            wire.DROPPED_KEY: sorted(dropped),
+        }
+    )
+
+
+def _state_bytes(context: Context) -> list[bytes]:
+    found: list[bytes] = []
+    for record in context.state.config_records.values():
+        for value in record.values():
+            items = value if isinstance(value, list) else [value]
+            found.extend(item for item in items if isinstance(item, bytes))
+    return found
+
+
+# -- happy path -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("banks", "degree"),
+    [(BANKS, 0), (FIVE_BANKS, 2)],
+    ids=["4-banks-complete-graph", "5-banks-degree-2"],
+)
+def test_two_rounds_unmask_to_the_weighted_mean_and_keep_the_run_key_sealed(
+    tmp_path: Path, banks: tuple[str, ...], degree: int
+) -> None:
+    c = _consortium(tmp_path, banks, replace(SECAGG, degree=degree))
+
+    for server_round in (1, 2):
+        info = c.round_info(server_round)
+        unmasker = RoundUnmasker(
+            info, length=c.encoding.vector_length(N_PARAMETERS), dtype=c.encoding.dtype
+        )
+        updates = {}
+        for name in banks:
+            context = c.contexts[name]
+            prepared = c.prepare(name, info)
+            raw = prepared.key.private_bytes_raw()
+            own = parse_advertisement(c.adverts[name], peer=name)
+            assert public_bytes(prepared.key) == own.public_key
+            assert prepared.me == NODE_IDS[name]
+            assert set(prepared.peer_keys) == set(info.node_of.values()) - {NODE_IDS[name]}
+            updates[name] = _update(name, server_round)
+            records = c.mask(name, prepared, updates[name])
+            unmasker.accept(NODE_IDS[name], RecordDict(records))  # type: ignore[arg-type]
+            # The private key never sits in the clear in Context.state, nor in the reply.
+            assert all(raw not in blob for blob in _state_bytes(context))
+            assert not context.state.array_records
+            assert set(context.state.config_records[secagg_node.KEY_STATE]) == KEY_STATE_FIELDS
+        masked = MaskedRound(info=info, unmasker=unmasker, updates=updates)
+        outcome, _ = _unmask(c, masked)
+
+        _assert_exact_mean(c, masked, outcome)
+        assert outcome.silent == []
+        for name in banks:
+            state = c.contexts[name].state.config_records[secagg_node.ROUND_STATE]
+            assert state["round"] == server_round and state["revealed"] is True
+
+    sealed = [c.contexts[n].state.config_records[secagg_node.KEY_STATE]["sealed"] for n in banks]
+    assert all(isinstance(s, bytes) and len(s) == SEALED_KEY_SIZE for s in sealed)
+    assert len(set(sealed)) == len(banks)
+    for name in banks:
+        wrap = c.state_dir / name / WRAP_KEY_FILE
+        assert wrap.is_file() and len(wrap.read_bytes()) == 32
+        assert stat.S_IMODE(wrap.stat().st_mode) == 0o600
+
+
+def test_roll_call_returns_the_same_advertisement_for_the_same_run(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    context = c.contexts["bank_a"]
+    held = dict(context.state.config_records[secagg_node.KEY_STATE].items())
+
+    again = secagg_node.advertisement(context, "bank_a", c.keys.setup_record())
+
+    assert again == c.adverts["bank_a"]
+    assert dict(context.state.config_records[secagg_node.KEY_STATE].items()) == held
+
+
+# -- substituted, unknown and rolled-back advertisements ----------------------------------
+
+
+@pytest.mark.parametrize("forgery", ["signed-by-another-bank", "public-key-replaced"])
+def test_substituted_advertisement_aborts_naming_the_peer_before_masking(
+    tmp_path: Path, forgery: str
+) -> None:
+    c = _consortium(tmp_path)
+    if forgery == "signed-by-another-bank":
+        forged = _forged_advert(c, "bank_b", signed_by="bank_c")
+    else:
+        genuine = c.adverts["bank_b"]
+        at = len(genuine) - 64 - 32  # the X25519 public key precedes the signature
+        forged = genuine[:at] + public_bytes(generate_agreement_key()) + genuine[at + 32 :]
+        assert parse_advertisement(forged, peer="bank_b").node_id == NODE_IDS["bank_b"]
+    relay = {**c.adverts, "bank_b": forged}
+    context = c.contexts["bank_a"]
+
+    with pytest.raises(ProtocolAbort) as caught:
+        c.prepare("bank_a", c.round_info(1), relay=relay)
+
+    assert caught.value.peer == "bank_b"
+    assert caught.value.stage is Stage.advertise
+    assert "signature" in caught.value.reason
+    assert secagg_node.ROUND_STATE not in context.state.config_records  # nothing masked
+    cache = context.state.config_records.get(secagg_node.PEERS_STATE, ConfigRecord())
+    assert forged not in cache.values()
+
+
+def test_advertisement_of_an_institution_outside_the_manifest_aborts_naming_it(
+    tmp_path: Path,
+) -> None:
+    c = _consortium(tmp_path)
+    advert = advertise(
+        generate_signing_key(),
+        generate_agreement_key(),
+        run_tag=c.keys.run_tag,
+        institution="bank_z",
+        node_id=NODE_IDS["bank_z"],
+    ).to_bytes()
+    # Relayed alongside an ordinary round, and as a participant the coordinator enrolled.
+    for participants in (BANKS, (*BANKS, "bank_z")):
+        info = c.round_info(1, participants)
+        with pytest.raises(ProtocolAbort) as caught:
+            c.prepare("bank_a", info, relay={**c.adverts, "bank_z": advert})
+        assert caught.value.peer == "bank_z"
+        assert "manifest" in caught.value.reason
+    # Enrolled without any advertisement: no verified key for it.
+    with pytest.raises(ProtocolAbort) as caught:
+        c.prepare("bank_b", c.round_info(1, (*BANKS, "bank_z")))
+    assert caught.value.peer == "bank_z"
+    assert secagg_node.ROUND_STATE not in c.contexts["bank_a"].state.config_records
+
+
+def test_relaying_an_older_advertisement_than_one_seen_aborts(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    first = _train(c, 1)
+    _assert_exact_mean(c, first, _unmask(c, first)[0])
+    old = c.adverts["bank_b"]
+    # bank_b restarts and re-advertises a newer key for the same run.
+    with pytest.raises(secagg_node.Readvertised) as readvertised:
+        c.new_context("bank_b")
+        c.prepare("bank_b", c.round_info(2))
+    newer = readvertised.value.advert
+    c.register("bank_b", newer)
+    assert parse_advertisement(newer, peer="bank_b").issued_ns > (
+        parse_advertisement(old, peer="bank_b").issued_ns
+    )
+    c.prepare("bank_a", c.round_info(2))  # relays the newer advertisement: accepted
+
+    with pytest.raises(ProtocolAbort) as caught:
+        c.prepare("bank_a", c.round_info(3), relay={"bank_b": old})
+
+    assert caught.value.peer == "bank_b"
+    assert "older" in caught.value.reason
+    cache = c.contexts["bank_a"].state.config_records[secagg_node.PEERS_STATE]
+    assert cache["ad:bank_b"] == newer
+
+
+def test_coordinator_relaying_another_key_for_the_node_itself_aborts(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    # Validly signed by bank_a's own manifest key, but not the advertisement it issued.
+    substitute = _forged_advert(c, "bank_a", signed_by="bank_a")
+
+    with pytest.raises(ProtocolAbort) as caught:
+        c.prepare("bank_a", c.round_info(1), relay={**c.adverts, "bank_a": substitute})
+
+    assert caught.value.peer == "bank_a"
+    assert caught.value.stage is Stage.advertise
+    assert "did not issue" in caught.value.reason
+    assert secagg_node.ROUND_STATE not in c.contexts["bank_a"].state.config_records
+
+
+# -- replays ----------------------------------------------------------------------------
+
+
+def test_replayed_training_instruction_and_second_unmask_are_refused(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    masked = _train(c, 1)
+    requests = masked.unmasker.requests()
+    request = requests[NODE_IDS["bank_a"]]
+
+    # An unmask request for another round is refused and does not use up the reveal.
+    for other in (0, 2):
+        wrong = ConfigRecord(dict(request.items()))
+        wrong[wire.ROUND_KEY] = other
+        with pytest.raises(ProtocolAbort) as caught:
+            c.unmask("bank_a", wrong)
+        assert caught.value.stage is Stage.unmask
+        assert "round" in caught.value.reason
+    assert c.contexts["bank_a"].state.config_records[secagg_node.ROUND_STATE]["revealed"] is False
+
+    reveals = {node: c.unmask(masked.info.institution_of[node], r) for node, r in requests.items()}
+    _assert_exact_mean(c, masked, masked.unmasker.finish(reveals))
+
+    with pytest.raises(ProtocolAbort, match="already revealed"):
+        c.unmask("bank_a", request)
+    # Replaying round 1's instruction (or an earlier one) cannot make a node mask again.
+    for replayed in (1, 0):
+        info = replace(c.round_info(1), round=replayed)
+        with pytest.raises(ProtocolAbort, match="replayed") as caught:
+            c.prepare("bank_a", info, relay={})
+        assert caught.value.stage is Stage.train
+    # The next round is still fine.
+    second = _train(c, 2)
+    _assert_exact_mean(c, second, _unmask(c, second)[0])
+
+
+# -- restarts ---------------------------------------------------------------------------
+
+
+def test_restarted_bank_readvertises_and_rejoins_the_next_round(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    first = _train(c, 1)
+    _assert_exact_mean(c, first, _unmask(c, first)[0])
+    old = parse_advertisement(c.adverts["bank_c"], peer="bank_c")
+
+    restarted = c.new_context("bank_c")  # same state folder, empty Context.state
+    info = c.round_info(2)
+    masked = MaskedRound(
+        info=info,
+        unmasker=RoundUnmasker(
+            info, length=c.encoding.vector_length(N_PARAMETERS), dtype=c.encoding.dtype
+        ),
+        updates={},
+    )
+    for name in BANKS:
+        try:
+            prepared = c.prepare(name, info)
+        except secagg_node.Readvertised as err:
+            assert name == "bank_c"
+            readvertised = err
+            continue
+        masked.updates[name] = _update(name, 2)
+        records = c.mask(name, prepared, masked.updates[name])
+        masked.unmasker.accept(NODE_IDS[name], RecordDict(records))  # type: ignore[arg-type]
+    new = verify_advertisement(
+        readvertised.advert,
+        peer="bank_c",
+        signer=c.manifest.public_key("bank_c"),
+        run_tag=c.keys.run_tag,
+        node_id=NODE_IDS["bank_c"],
+    )
+    assert new.public_key != old.public_key
+    assert new.issued_ns > old.issued_ns
+    assert restarted.state.config_records[secagg_node.KEY_STATE][wire.ADVERT_KEY] == (
+        readvertised.advert
+    )
+    # Round 2 unmasks without bank_c: the others reveal their pairwise seeds with it.
+    outcome, reveals = _unmask(c, masked)
+    _assert_exact_mean(c, masked, outcome)
+    assert all(wire.PAIR_SEED_PREFIX + "bank_c" in r for r in reveals.values())
+
+    c.register("bank_c", readvertised.advert)
+    third = _train(c, 3)
+
+    assert set(third.updates) == set(BANKS)
+    _assert_exact_mean(c, third, _unmask(c, third)[0])
+    for name in ("bank_a", "bank_b", "bank_d"):
+        cache = c.contexts[name].state.config_records[secagg_node.PEERS_STATE]
+        assert cache["ad:bank_c"] == readvertised.advert
+
+
+def test_restarted_bank_refuses_its_stale_advertisement(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    stale = c.adverts["bank_c"]
+    c.new_context("bank_c")
+    with pytest.raises(secagg_node.Readvertised) as readvertised:
+        c.prepare("bank_c", c.round_info(1))
+    c.register("bank_c", readvertised.value.advert)
+
+    with pytest.raises(ProtocolAbort) as caught:
+        c.prepare("bank_c", c.round_info(2), relay={**c.adverts, "bank_c": stale})
+
+    assert caught.value.peer == "bank_c"
+    assert "did not issue" in caught.value.reason
+
+
+# -- dropouts ---------------------------------------------------------------------------
+
+
+def test_bank_dropped_before_masking_survivors_reveal_pair_seeds(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    masked = _train(c, 1, masking=("bank_a", "bank_b", "bank_c"))
+
+    outcome, reveals = _unmask(c, masked)
+
+    assert masked.unmasker.dropped == [NODE_IDS["bank_d"]]
+    _assert_exact_mean(c, masked, outcome)
+    for name, record in reveals.items():
+        assert wire.PAIR_SEED_PREFIX + "bank_d" in record
+        assert wire.REVEALED_SHARE_PREFIX + "bank_d" not in record
+        survivors = {"bank_a", "bank_b", "bank_c"} - {name}
+        assert {k for k in record if k.startswith(wire.REVEALED_SHARE_PREFIX)} == {
+            wire.REVEALED_SHARE_PREFIX + peer for peer in survivors
+        }
+        assert not any(k.startswith(wire.PAIR_SEED_PREFIX + p) for p in survivors for k in record)
+
+
+def test_one_bank_silent_at_unmask_still_unmasks(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    masked = _train(c, 1)
+
+    outcome, _ = _unmask(c, masked, revealing=("bank_a", "bank_c", "bank_d"))
+
+    assert outcome.silent == ["bank_b"]
+    _assert_exact_mean(c, masked, outcome)
+
+
+def test_too_many_silent_at_unmask_fails_closed(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    masked = _train(c, 1)
+
+    outcome, _ = _unmask(c, masked, revealing=("bank_a", "bank_c"))
+
+    assert outcome.total is None
+    assert sorted(outcome.silent) == ["bank_b", "bank_d"]
+    assert "shares" in outcome.reason
+
+
+# -- consistency round ------------------------------------------------------------------
+
+
+def test_consistency_round_signed_survivor_set_unmasks(tmp_path: Path) -> None:
+    c = _consortium(tmp_path, secagg=CHECKED)
+    masked = _train(c, 1, masking=("bank_a", "bank_b", "bank_c"))
+    unmasker = masked.unmasker
+    request = _consistency_request(masked.info, unmasker.survivors, unmasker.dropped)
+    signatures: dict[str, bytes] = {}
+    for name in ("bank_a", "bank_b", "bank_c"):
+        signatures.update(c.sign(name, request))
+
+    assert set(signatures) == {wire.SIGNATURE_PREFIX + n for n in ("bank_a", "bank_b", "bank_c")}
+    outcome, _ = _unmask(c, masked, signatures=signatures)
+    _assert_exact_mean(c, masked, outcome)
+
+
+def test_unmask_refuses_a_signature_over_another_survivor_set(tmp_path: Path) -> None:
+    c = _consortium(tmp_path, secagg=CHECKED)
+    masked = _train(c, 1)
+    info, unmasker = masked.info, masked.unmasker
+    honest = _consistency_request(info, unmasker.survivors, [])
+    # The coordinator shows bank_d a set in which bank_c dropped.
+    lie = _consistency_request(
+        info, [NODE_IDS[n] for n in ("bank_a", "bank_b", "bank_d")], [NODE_IDS["bank_c"]]
+    )
+    signatures: dict[str, bytes] = {}
+    for name in ("bank_a", "bank_b", "bank_c"):
+        signatures.update(c.sign(name, honest))
+    signatures.update(c.sign("bank_d", lie))
+    requests = unmasker.requests()
+    request = requests[NODE_IDS["bank_a"]]
+
+    with pytest.raises(ProtocolAbort) as caught:
+        c.unmask("bank_a", ConfigRecord({**dict(request.items()), **signatures}))
+    assert caught.value.peer == "bank_d"
+    assert caught.value.stage is Stage.consistency
+
+    only_one = {k: v for k, v in signatures.items() if k == wire.SIGNATURE_PREFIX + "bank_a"}
+    with pytest.raises(ProtocolAbort, match="only 1 survivors signed"):
+        c.unmask("bank_a", ConfigRecord({**dict(request.items()), **only_one}))
+
+    # bank_d signed another set: it refuses to reveal for the honest one.
+    honest_signatures = {k: v for k, v in signatures.items() if not k.endswith("bank_d")}
+    with pytest.raises(ProtocolAbort, match="differs from the one this node signed"):
+        c.unmask(
+            "bank_d", ConfigRecord({**dict(requests[NODE_IDS["bank_d"]].items()), **signatures})
+        )
+
+    # None of the refusals used up a reveal: the three honest banks still unmask.
+    reveals = {
+        node: c.unmask(
+            info.institution_of[node], ConfigRecord({**dict(r.items()), **honest_signatures})
+        )
+        for node, r in requests.items()
+        if info.institution_of[node] != "bank_d"
+    }
+    outcome = unmasker.finish(reveals)
+    assert outcome.silent == ["bank_d"]
+    _assert_exact_mean(c, masked, outcome)
+
+
+def test_bank_refuses_to_sign_a_second_different_survivor_set(tmp_path: Path) -> None:
+    c = _consortium(tmp_path, secagg=CHECKED)
+    masked = _train(c, 1)
+    info = masked.info
+    everyone = [NODE_IDS[n] for n in BANKS]
+    first = _consistency_request(info, everyone, [])
+    second = _consistency_request(
+        info, [n for n in everyone if n != NODE_IDS["bank_b"]], [NODE_IDS["bank_b"]]
+    )
+
+    signed = c.sign("bank_a", first)
+    assert c.sign("bank_a", first) == signed  # Ed25519 is deterministic; same set, same answer
+
+    with pytest.raises(ProtocolAbort, match="second, different survivor set") as caught:
+        c.sign("bank_a", second)
+    assert caught.value.stage is Stage.consistency
+
+
+def test_unmask_without_signing_is_refused_under_consistency_check(tmp_path: Path) -> None:
+    c = _consortium(tmp_path, secagg=CHECKED)
+    masked = _train(c, 1)
+
+    with pytest.raises(ProtocolAbort) as caught:
+        _unmask(c, masked)
+
+    assert caught.value.stage is Stage.consistency
+
+
+# -- reply records ----------------------------------------------------------------------
+
+
+def test_abort_and_readvertise_records_carry_stage_reason_and_advert(tmp_path: Path) -> None:
+    c = _consortium(tmp_path)
+    relay = {**c.adverts, "bank_b": _forged_advert(c, "bank_b", signed_by="bank_c")}
+    with pytest.raises(ProtocolAbort) as caught:
+        c.prepare("bank_a", c.round_info(1), relay=relay)
+
+    record = secagg_node.abort_record(caught.value)
+
+    assert record[wire.STAGE_KEY] == "advertise"
+    assert record[wire.REASON_KEY] == caught.value.reason
+    assert record[wire.PEER_KEY] == "bank_b"
+    anonymous = secagg_node.abort_record(ProtocolAbort(Stage.unmask, "already revealed"))
+    assert anonymous[wire.PEER_KEY] == ""
+
+    c.new_context("bank_d")
+    with pytest.raises(secagg_node.Readvertised) as readvertised:
+        c.prepare("bank_d", c.round_info(1))
+    records = secagg_node.readvertise_record(readvertised.value)
+
+    assert set(records) == {wire.ADVERT, wire.ABORT}
+    assert records[wire.ADVERT][wire.ADVERT_KEY] == readvertised.value.advert
+    assert records[wire.ABORT][wire.STAGE_KEY] == Stage.advertise.value
+    assert "restarted" in str(records[wire.ABORT][wire.REASON_KEY])
+    c.register("bank_d", readvertised.value.advert)  # verifies against the manifest
