@@ -1,15 +1,16 @@
 """Injected dropouts for simulations (``faults.dropouts``): a node fails on purpose.
 
-The mod raises before the handler runs, so Flower sends the coordinator an error reply
-exactly as for a crashed ClientApp; the node's state is untouched. Deployments never
-install it.
+The mod answers with an error reply (``NODE_UNAVAILABLE``) instead of calling the
+handler, so the coordinator sees what it sees when a node is gone, and the node's state
+is untouched. Deployments never install it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flwr.app import Context, Message, MessageType
+from flwr.app import Context, Error, Message, MessageType
+from flwr.common.constant import ErrorCode
 
 from fedrisk.client.node_setup import node_setup
 from fedrisk.conf.faults import FaultStage
@@ -25,20 +26,10 @@ _STAGES = {
 }
 
 
-class InjectedDropout(RuntimeError):
-    """A configured fault made this node drop out."""
-
-
 def fault_mod(
     msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
 ) -> Message:
-    """Fail the message when a configured dropout strikes this institution now.
-
-    Raises
-    ------
-    InjectedDropout
-        When ``faults.dropouts`` names this institution, stage and round.
-    """
+    """Reply with an error when a configured dropout strikes this institution now."""
     settings = settings_from_run_config(context.run_config)
     stage = _STAGES.get(msg.metadata.message_type)
     if settings.faults.dropouts and stage is not None:
@@ -49,7 +40,8 @@ def fault_mod(
             institution = node_setup(context).institution
             for fault in settings.faults.dropouts:
                 if fault.strikes(institution, fault_stage, value):
-                    raise InjectedDropout(
+                    reason = (
                         f"injected dropout: {institution} at {fault_stage.value} in round {value}"
                     )
+                    return Message(Error(ErrorCode.NODE_UNAVAILABLE, reason), reply_to=msg)
     return call_next(msg, context)

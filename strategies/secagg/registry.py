@@ -55,6 +55,7 @@ class KeyRegistry:
         self._delivered: dict[int, dict[str, bytes]] = {}
         self._offered: dict[int, dict[str, bytes]] = {}
         self._shares: dict[str, dict[tuple[str, int], bytes]] = {}
+        self._retired: dict[str, dict[tuple[str, int], bytes]] = {}  # of replaced keys
 
     @property
     def institutions(self) -> list[str]:
@@ -80,7 +81,10 @@ class KeyRegistry:
         self.adverts[institution] = advert
         self.node_of[institution] = node
         self._delivered.pop(node, None)  # a restarted node has lost what it was sent
-        self._shares.pop(institution, None)  # its new keys need new shares
+        # Its new keys need new shares; the shares of its old keys still unmask the rounds
+        # before the new ones start (the round it re-advertised in was masked with them).
+        old = self._shares.pop(institution, {})
+        self._retired[institution] = {k: v for k, v in old.items() if k[1] < advert.first_round}
 
     def offer(self, node: int, names: Iterable[str]) -> ConfigRecord:
         """Return the advertisements of ``names`` that ``node`` has not verified yet."""
@@ -99,7 +103,8 @@ class KeyRegistry:
 
     def share(self, owner: str, holder: str, round: int) -> bytes | None:
         """Return the sealed share of ``owner``'s key of ``round`` held by ``holder``."""
-        return self._shares.get(owner, {}).get((holder, round))
+        blob = self._shares.get(owner, {}).get((holder, round))
+        return blob if blob is not None else self._retired.get(owner, {}).get((holder, round))
 
     def collect_shares(
         self, grid: Grid, names: Iterable[str], *, round: int, timeout: float

@@ -2,8 +2,8 @@
 
 Every test drives real nodes (real Ed25519 keys in tmp_path state folders, a real
 consortium manifest, one Flower ``Context`` per bank) against the real coordinator-side
-``RoundUnmasker``; the only stand-in is a few lines of coordinator bookkeeping that
-mirror ``SecureAggregation.configure_train`` (which advertisements each node has seen).
+``KeyRegistry`` and ``RoundUnmasker``, wired as ``SecureAggregation.configure_train``
+wires them; messages are handed over in-process instead of through a Grid.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
 from fedrisk.client import secagg_node
 from fedrisk.client.node_keys import SIGNING_KEY_FILE, WRAP_KEY_FILE
+from fedrisk.client.secagg_state import KEY_STATE, PEERS_STATE, ROUND_STATE
 from fedrisk.conf.secagg import SecAggConfig
 from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
 from fedrisk.secure.agreement import generate_agreement_key, public_bytes
@@ -33,6 +35,8 @@ from fedrisk.strategies import messages
 from fedrisk.strategies.secagg import wire
 from fedrisk.strategies.secagg.advert import advertise, parse_advertisement, verify_advertisement
 from fedrisk.strategies.secagg.encoding import Encoding, decode_sum
+from fedrisk.strategies.secagg.keys import NodeKeys
+from fedrisk.strategies.secagg.registry import KeyRegistry
 from fedrisk.strategies.secagg.round_info import RoundInfo, header
 from fedrisk.strategies.secagg.strategy import RunKeys
 from fedrisk.strategies.secagg.unmasking import RoundUnmasker, UnmaskOutcome
@@ -50,12 +54,21 @@ NODE_IDS = {
     "bank_e": 630,
     "bank_z": 31337,
 }
+RUN_ROUNDS = 5  # rounds of the run: each advertisement covers its round keys
 SHAPES: list[tuple[int, ...]] = [(3, 4), (4,)]
 N_PARAMETERS = sum(int(np.prod(shape)) for shape in SHAPES)
 SECAGG = SecAggConfig(mode="secaggplus", max_rows=1000)
 CHECKED = SecAggConfig(mode="secaggplus", max_rows=1000, consistency_check=True)
-SEALED_KEY_SIZE = 32 + 1 + 12 + 16  # X25519 key, AEAD version byte, nonce, tag
+SEALED_MASTER_SIZE = 32 + 1 + 12 + 16  # master secret, AEAD version byte, nonce, tag
 KEY_STATE_FIELDS = {wire.RUN_TAG_KEY, wire.ADVERT_KEY, "sealed"}
+
+
+@pytest.fixture(autouse=True)
+def _server_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flower stamps instructions with the sending task's identity; play the ServerApp."""
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
 
 
 @dataclass(frozen=True)
@@ -67,9 +80,32 @@ class Update:
     loss: float
 
 
+class InProcessGrid:
+    """Delivers the coordinator's key-share requests to the banks' ``key_shares``."""
+
+    def __init__(self, consortium: Consortium) -> None:
+        self.consortium = consortium
+        self.offline: set[str] = set()
+
+    def send_and_receive(self, sent: Iterable[Message], *, timeout: float) -> list[Message]:
+        c = self.consortium
+        replies = []
+        for msg in sent:
+            assert msg.metadata.message_type == wire.KEYS_MESSAGE_TYPE
+            name = next(n for n, node in NODE_IDS.items() if node == msg.metadata.dst_node_id)
+            if name in self.offline:
+                continue
+            try:
+                content = secagg_node.key_shares(msg, c.contexts[name], institution=name)
+            except ProtocolAbort as err:
+                content = RecordDict({wire.ABORT: secagg_node.abort_record(err)})
+            replies.append(Message(content=content, reply_to=msg))
+        return replies
+
+
 @dataclass
 class Consortium:
-    """Banks with real keys and contexts, plus the coordinator's view of the run."""
+    """Banks with real keys and contexts, plus the coordinator's key registry."""
 
     banks: tuple[str, ...]
     state_dir: Path
@@ -78,9 +114,8 @@ class Consortium:
     keys: RunKeys
     secagg: SecAggConfig
     encoding: Encoding
+    registry: KeyRegistry
     contexts: dict[str, Context] = field(default_factory=dict)
-    adverts: dict[str, bytes] = field(default_factory=dict)  # coordinator's registry
-    delivered: dict[int, dict[str, bytes]] = field(default_factory=dict)
 
     def run_config(self) -> dict[str, str]:
         return {
@@ -101,17 +136,9 @@ class Consortium:
         self.contexts[name] = context
         return context
 
-    def register(self, name: str, advert: bytes) -> None:
-        """The coordinator accepts a (re-)advertisement, as ``SecureAggregation.register``."""
-        verify_advertisement(
-            advert,
-            peer=name,
-            signer=self.manifest.public_key(name),
-            run_tag=self.keys.run_tag,
-            node_id=NODE_IDS[name],
-        )
-        self.adverts[name] = advert
-        self.delivered.pop(NODE_IDS[name], None)
+    @property
+    def adverts(self) -> dict[str, bytes]:
+        return {name: advert.to_bytes() for name, advert in self.registry.adverts.items()}
 
     def round_info(self, server_round: int, participants: Iterable[str] | None = None) -> RoundInfo:
         names = self.banks if participants is None else tuple(participants)
@@ -124,6 +151,18 @@ class Consortium:
             threshold_setting=self.secagg.threshold,
         )
 
+    def unmasker(self, info: RoundInfo) -> RoundUnmasker:
+        """The round's unmasker, built as ``SecureAggregation.configure_train`` builds it."""
+        registry = self.registry
+        return RoundUnmasker(
+            info,
+            length=self.encoding.vector_length(N_PARAMETERS),
+            dtype=self.encoding.dtype,
+            adverts={node: registry.adverts[name] for name, node in info.node_of.items()},
+            key_shares=lambda owner, holder: registry.share(owner, holder, info.round),
+            institutions=registry.institutions,
+        )
+
     def train_message(
         self, name: str, info: RoundInfo, *, relay: Mapping[str, bytes] | None = None
     ) -> Message:
@@ -132,17 +171,10 @@ class Consortium:
         ``relay`` replaces what an honest coordinator would relay (a misbehaving one).
         """
         node = NODE_IDS[name]
-        if relay is None:
-            delivered = self.delivered.setdefault(node, {})
-            fresh = {
-                peer: self.adverts[peer]
-                for peer in sorted(info.node_of)
-                if delivered.get(peer) != self.adverts[peer]
-            }
-            delivered.update(fresh)
-        else:
-            fresh = dict(relay)
-        content = RecordDict({wire.ROUND: info.to_record(), wire.PEER_ADVERTS: ConfigRecord(fresh)})
+        offered = (
+            self.registry.offer(node, info.node_of) if relay is None else ConfigRecord(dict(relay))
+        )
+        content = RecordDict({wire.ROUND: info.to_record(), wire.PEER_ADVERTS: offered})
         return Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN)
 
     def prepare(
@@ -151,23 +183,18 @@ class Consortium:
         info: RoundInfo,
         *,
         relay: Mapping[str, bytes] | None = None,
-        secagg: SecAggConfig | None = None,
     ) -> secagg_node.PreparedRound:
         return secagg_node.prepare_round(
             self.train_message(name, info, relay=relay),
             self.contexts[name],
-            secagg=secagg or self.secagg,
+            secagg=self.secagg,
             institution=name,
             server_round=info.round,
+            rounds=RUN_ROUNDS,
         )
 
-    def mask(
-        self,
-        name: str,
-        prepared: secagg_node.PreparedRound,
-        update: Update,
-    ) -> dict[str, object]:
-        return secagg_node.masked_records(  # type: ignore[return-value]
+    def mask(self, name: str, prepared: secagg_node.PreparedRound, update: Update) -> RecordDict:
+        records = secagg_node.masked_records(
             prepared,
             self.contexts[name],
             delta=update.delta,
@@ -177,18 +204,15 @@ class Consortium:
             institution=name,
             rng=np.random.default_rng([prepared.info.round, NODE_IDS[name]]),
         )
+        return RecordDict(records)  # type: ignore[arg-type]
 
-    def unmask(
-        self, name: str, request: ConfigRecord, *, secagg: SecAggConfig | None = None
-    ) -> ConfigRecord:
+    def unmask(self, name: str, request: ConfigRecord) -> ConfigRecord:
         msg = Message(
             content=RecordDict({wire.UNMASK: request}),
             dst_node_id=NODE_IDS[name],
             message_type=wire.UNMASK_MESSAGE_TYPE,
         )
-        reply = secagg_node.unmask(
-            msg, self.contexts[name], secagg=secagg or self.secagg, institution=name
-        )
+        reply = secagg_node.unmask(msg, self.contexts[name], secagg=self.secagg, institution=name)
         return reply.config_records[wire.REVEAL]
 
     def sign(self, name: str, request: ConfigRecord) -> dict[str, bytes]:
@@ -230,19 +254,23 @@ def _consortium(
     manifest_path = tmp_path / "consortium.json"
     manifest.save(manifest_path)
     trusted = ConsortiumManifest.load(manifest_path)
+    keys = RunKeys.fresh({name: trusted.public_key(name) for name in banks})
     consortium = Consortium(
         banks=tuple(banks),
         state_dir=state_dir,
         manifest_path=manifest_path,
         manifest=trusted,
-        keys=RunKeys.fresh({name: trusted.public_key(name) for name in banks}),
+        keys=keys,
         secagg=secagg,
         encoding=Encoding.for_run(secagg, institutions=len(banks), uniform_weights=False),
+        registry=KeyRegistry(run_tag=keys.run_tag, salt=keys.salt, signers=keys.signers),
     )
     for name in banks:
         context = consortium.new_context(name)
-        advert = secagg_node.advertisement(context, name, consortium.keys.setup_record())
-        consortium.register(name, advert)
+        advert = secagg_node.advertisement(
+            context, name, consortium.keys.setup_record(), rounds=RUN_ROUNDS
+        )
+        consortium.registry.register(name, NODE_IDS[name], advert)
     return consortium
 
 
@@ -255,6 +283,13 @@ def _update(name: str, server_round: int) -> Update:
     )
 
 
+def _collect_key_shares(c: Consortium, server_round: int, names: Iterable[str]) -> None:
+    failed = c.registry.collect_shares(
+        InProcessGrid(c), list(names), round=server_round, timeout=1.0
+    )
+    assert failed == {}
+
+
 def _train(
     c: Consortium,
     server_round: int,
@@ -264,9 +299,8 @@ def _train(
 ) -> MaskedRound:
     """Send the training instruction to ``participants``; ``masking`` of them reply."""
     info = c.round_info(server_round, participants)
-    unmasker = RoundUnmasker(
-        info, length=c.encoding.vector_length(N_PARAMETERS), dtype=c.encoding.dtype
-    )
+    _collect_key_shares(c, server_round, info.node_of)
+    unmasker = c.unmasker(info)
     masking = list(info.node_of) if masking is None else list(masking)
     updates = {}
     for name in info.node_of:
@@ -274,8 +308,8 @@ def _train(
         if name not in masking:
             continue  # dropped before masking
         updates[name] = _update(name, server_round)
-        records = c.mask(name, prepared, updates[name])
-        unmasker.accept(NODE_IDS[name], RecordDict(records))  # type: ignore[arg-type]
+        unmasker.accept(NODE_IDS[name], c.mask(name, prepared, updates[name]))
+        c.registry.delivered(NODE_IDS[name])
     return MaskedRound(info=info, unmasker=unmasker, updates=updates)
 
 
@@ -303,8 +337,7 @@ def _assert_exact_mean(c: Consortium, masked: MaskedRound, outcome: UnmaskOutcom
     assert outcome.total is not None, outcome.reason
     updates = masked.updates
     decoded = decode_sum(outcome.total, shapes=SHAPES, encoding=c.encoding, count=len(updates))
-    weights = {name: u.weight for name, u in updates.items()}
-    total_weight = sum(weights.values())
+    total_weight = sum(u.weight for u in updates.values())
     bound = c.encoding.error_bound(count=len(updates), weight_total=total_weight)
     assert decoded.weight_total == total_weight
     assert decoded.clipped == 0
@@ -317,17 +350,15 @@ def _assert_exact_mean(c: Consortium, masked: MaskedRound, outcome: UnmaskOutcom
     assert 0 < bound < 1e-3  # the comparison above is meaningful
 
 
-def _forged_advert(
-    c: Consortium, name: str, *, signed_by: str, node_id: int | None = None
-) -> bytes:
-    """A well-formed advertisement for ``name`` over a fresh key, signed by ``signed_by``."""
+def _forged_advert(c: Consortium, name: str, *, signed_by: Path | str) -> bytes:
+    """A well-formed advertisement for ``name`` over fresh keys, signed by ``signed_by``."""
     key = load_private_key(c.state_dir / signed_by / SIGNING_KEY_FILE)
     return advertise(
         key,
-        generate_agreement_key(),
-        run_tag=c.keys.run_tag,
+        NodeKeys.generate(c.keys.run_tag),
         institution=name,
-        node_id=NODE_IDS[name] if node_id is None else node_id,
+        node_id=NODE_IDS[name],
+        rounds=range(1, RUN_ROUNDS + 1),
     ).to_bytes()
 
 
@@ -352,6 +383,12 @@ def _state_bytes(context: Context) -> list[bytes]:
     return found
 
 
+def _private_bytes(keys: NodeKeys) -> list[bytes]:
+    """The master secret and every private key derived from it for the run."""
+    derived = [keys.identity()] + [keys.round_key(r) for r in range(1, RUN_ROUNDS + 1)]
+    return [keys.master] + [key.private_bytes_raw() for key in derived]
+
+
 # -- happy path -------------------------------------------------------------------------
 
 
@@ -367,36 +404,41 @@ def test_two_rounds_unmask_to_the_weighted_mean_and_keep_the_run_key_sealed(
 
     for server_round in (1, 2):
         info = c.round_info(server_round)
-        unmasker = RoundUnmasker(
-            info, length=c.encoding.vector_length(N_PARAMETERS), dtype=c.encoding.dtype
-        )
+        _collect_key_shares(c, server_round, banks)
+        unmasker = c.unmasker(info)
         updates = {}
         for name in banks:
             context = c.contexts[name]
             prepared = c.prepare(name, info)
-            raw = prepared.key.private_bytes_raw()
-            own = parse_advertisement(c.adverts[name], peer=name)
-            assert public_bytes(prepared.key) == own.public_key
+            own = c.registry.adverts[name]
+            assert public_bytes(prepared.keys.identity()) == own.identity_key
+            assert public_bytes(prepared.keys.round_key(server_round)) == (
+                own.round_key(server_round)
+            )
             assert prepared.me == NODE_IDS[name]
-            assert set(prepared.peer_keys) == set(info.node_of.values()) - {NODE_IDS[name]}
+            assert set(prepared.peers) == set(info.node_of.values()) - {NODE_IDS[name]}
             updates[name] = _update(name, server_round)
-            records = c.mask(name, prepared, updates[name])
-            unmasker.accept(NODE_IDS[name], RecordDict(records))  # type: ignore[arg-type]
-            # The private key never sits in the clear in Context.state, nor in the reply.
-            assert all(raw not in blob for blob in _state_bytes(context))
+            reply = c.mask(name, prepared, updates[name])
+            unmasker.accept(NODE_IDS[name], reply)
+            c.registry.delivered(NODE_IDS[name])
+            # No private key material sits in the clear in Context.state.
+            stored = _state_bytes(context)
+            assert not any(
+                secret in blob for secret in _private_bytes(prepared.keys) for blob in stored
+            )
             assert not context.state.array_records
-            assert set(context.state.config_records[secagg_node.KEY_STATE]) == KEY_STATE_FIELDS
+            assert set(context.state.config_records[KEY_STATE]) == KEY_STATE_FIELDS
         masked = MaskedRound(info=info, unmasker=unmasker, updates=updates)
         outcome, _ = _unmask(c, masked)
 
         _assert_exact_mean(c, masked, outcome)
         assert outcome.silent == []
         for name in banks:
-            state = c.contexts[name].state.config_records[secagg_node.ROUND_STATE]
+            state = c.contexts[name].state.config_records[ROUND_STATE]
             assert state["round"] == server_round and state["revealed"] is True
 
-    sealed = [c.contexts[n].state.config_records[secagg_node.KEY_STATE]["sealed"] for n in banks]
-    assert all(isinstance(s, bytes) and len(s) == SEALED_KEY_SIZE for s in sealed)
+    sealed = [c.contexts[n].state.config_records[KEY_STATE]["sealed"] for n in banks]
+    assert all(isinstance(s, bytes) and len(s) == SEALED_MASTER_SIZE for s in sealed)
     assert len(set(sealed)) == len(banks)
     for name in banks:
         wrap = c.state_dir / name / WRAP_KEY_FILE
@@ -407,29 +449,32 @@ def test_two_rounds_unmask_to_the_weighted_mean_and_keep_the_run_key_sealed(
 def test_roll_call_returns_the_same_advertisement_for_the_same_run(tmp_path: Path) -> None:
     c = _consortium(tmp_path)
     context = c.contexts["bank_a"]
-    held = dict(context.state.config_records[secagg_node.KEY_STATE].items())
+    held = dict(context.state.config_records[KEY_STATE].items())
 
-    again = secagg_node.advertisement(context, "bank_a", c.keys.setup_record())
+    again = secagg_node.advertisement(context, "bank_a", c.keys.setup_record(), rounds=RUN_ROUNDS)
 
     assert again == c.adverts["bank_a"]
-    assert dict(context.state.config_records[secagg_node.KEY_STATE].items()) == held
+    assert dict(context.state.config_records[KEY_STATE].items()) == held
 
 
 # -- substituted, unknown and rolled-back advertisements ----------------------------------
 
 
-@pytest.mark.parametrize("forgery", ["signed-by-another-bank", "public-key-replaced"])
+@pytest.mark.parametrize(
+    "forgery", ["signed-by-another-bank", "identity-key-replaced", "round-key-replaced"]
+)
 def test_substituted_advertisement_aborts_naming_the_peer_before_masking(
     tmp_path: Path, forgery: str
 ) -> None:
     c = _consortium(tmp_path)
+    genuine = c.registry.adverts["bank_b"]
+    fresh = public_bytes(generate_agreement_key())
     if forgery == "signed-by-another-bank":
         forged = _forged_advert(c, "bank_b", signed_by="bank_c")
+    elif forgery == "identity-key-replaced":
+        forged = replace(genuine, identity_key=fresh).to_bytes()  # keeps bank_b's signature
     else:
-        genuine = c.adverts["bank_b"]
-        at = len(genuine) - 64 - 32  # the X25519 public key precedes the signature
-        forged = genuine[:at] + public_bytes(generate_agreement_key()) + genuine[at + 32 :]
-        assert parse_advertisement(forged, peer="bank_b").node_id == NODE_IDS["bank_b"]
+        forged = replace(genuine, round_keys=(fresh, *genuine.round_keys[1:])).to_bytes()
     relay = {**c.adverts, "bank_b": forged}
     context = c.contexts["bank_a"]
 
@@ -439,8 +484,8 @@ def test_substituted_advertisement_aborts_naming_the_peer_before_masking(
     assert caught.value.peer == "bank_b"
     assert caught.value.stage is Stage.advertise
     assert "signature" in caught.value.reason
-    assert secagg_node.ROUND_STATE not in context.state.config_records  # nothing masked
-    cache = context.state.config_records.get(secagg_node.PEERS_STATE, ConfigRecord())
+    assert ROUND_STATE not in context.state.config_records  # nothing masked
+    cache = context.state.config_records.get(PEERS_STATE, ConfigRecord())
     assert forged not in cache.values()
 
 
@@ -450,10 +495,10 @@ def test_advertisement_of_an_institution_outside_the_manifest_aborts_naming_it(
     c = _consortium(tmp_path)
     advert = advertise(
         generate_signing_key(),
-        generate_agreement_key(),
-        run_tag=c.keys.run_tag,
+        NodeKeys.generate(c.keys.run_tag),
         institution="bank_z",
         node_id=NODE_IDS["bank_z"],
+        rounds=range(1, RUN_ROUNDS + 1),
     ).to_bytes()
     # Relayed alongside an ordinary round, and as a participant the coordinator enrolled.
     for participants in (BANKS, (*BANKS, "bank_z")):
@@ -464,9 +509,9 @@ def test_advertisement_of_an_institution_outside_the_manifest_aborts_naming_it(
         assert "manifest" in caught.value.reason
     # Enrolled without any advertisement: no verified key for it.
     with pytest.raises(ProtocolAbort) as caught:
-        c.prepare("bank_b", c.round_info(1, (*BANKS, "bank_z")))
+        c.prepare("bank_b", c.round_info(1, (*BANKS, "bank_z")), relay=c.adverts)
     assert caught.value.peer == "bank_z"
-    assert secagg_node.ROUND_STATE not in c.contexts["bank_a"].state.config_records
+    assert ROUND_STATE not in c.contexts["bank_a"].state.config_records
 
 
 def test_relaying_an_older_advertisement_than_one_seen_aborts(tmp_path: Path) -> None:
@@ -474,23 +519,23 @@ def test_relaying_an_older_advertisement_than_one_seen_aborts(tmp_path: Path) ->
     first = _train(c, 1)
     _assert_exact_mean(c, first, _unmask(c, first)[0])
     old = c.adverts["bank_b"]
-    # bank_b restarts and re-advertises a newer key for the same run.
+    # bank_b restarts and re-advertises newer keys for the same run.
+    c.new_context("bank_b")
     with pytest.raises(secagg_node.Readvertised) as readvertised:
-        c.new_context("bank_b")
         c.prepare("bank_b", c.round_info(2))
     newer = readvertised.value.advert
-    c.register("bank_b", newer)
+    c.registry.register("bank_b", NODE_IDS["bank_b"], newer)
     assert parse_advertisement(newer, peer="bank_b").issued_ns > (
         parse_advertisement(old, peer="bank_b").issued_ns
     )
-    c.prepare("bank_a", c.round_info(2))  # relays the newer advertisement: accepted
+    c.prepare("bank_a", c.round_info(3), relay={"bank_b": newer})  # accepted
 
     with pytest.raises(ProtocolAbort) as caught:
         c.prepare("bank_a", c.round_info(3), relay={"bank_b": old})
 
     assert caught.value.peer == "bank_b"
     assert "older" in caught.value.reason
-    cache = c.contexts["bank_a"].state.config_records[secagg_node.PEERS_STATE]
+    cache = c.contexts["bank_a"].state.config_records[PEERS_STATE]
     assert cache["ad:bank_b"] == newer
 
 
@@ -505,7 +550,7 @@ def test_coordinator_relaying_another_key_for_the_node_itself_aborts(tmp_path: P
     assert caught.value.peer == "bank_a"
     assert caught.value.stage is Stage.advertise
     assert "did not issue" in caught.value.reason
-    assert secagg_node.ROUND_STATE not in c.contexts["bank_a"].state.config_records
+    assert ROUND_STATE not in c.contexts["bank_a"].state.config_records
 
 
 # -- replays ----------------------------------------------------------------------------
@@ -525,19 +570,17 @@ def test_replayed_training_instruction_and_second_unmask_are_refused(tmp_path: P
             c.unmask("bank_a", wrong)
         assert caught.value.stage is Stage.unmask
         assert "round" in caught.value.reason
-    assert c.contexts["bank_a"].state.config_records[secagg_node.ROUND_STATE]["revealed"] is False
+    assert c.contexts["bank_a"].state.config_records[ROUND_STATE]["revealed"] is False
 
     reveals = {node: c.unmask(masked.info.institution_of[node], r) for node, r in requests.items()}
     _assert_exact_mean(c, masked, masked.unmasker.finish(reveals))
 
     with pytest.raises(ProtocolAbort, match="already revealed"):
         c.unmask("bank_a", request)
-    # Replaying round 1's instruction (or an earlier one) cannot make a node mask again.
-    for replayed in (1, 0):
-        info = replace(c.round_info(1), round=replayed)
-        with pytest.raises(ProtocolAbort, match="replayed") as caught:
-            c.prepare("bank_a", info, relay={})
-        assert caught.value.stage is Stage.train
+    # Replaying round 1's instruction cannot make a node mask again.
+    with pytest.raises(ProtocolAbort, match="replayed") as caught:
+        c.prepare("bank_a", c.round_info(1), relay={})
+    assert caught.value.stage is Stage.train
     # The next round is still fine.
     second = _train(c, 2)
     _assert_exact_mean(c, second, _unmask(c, second)[0])
@@ -546,56 +589,62 @@ def test_replayed_training_instruction_and_second_unmask_are_refused(tmp_path: P
 # -- restarts ---------------------------------------------------------------------------
 
 
+def _restart_round(c: Consortium, server_round: int, restarted: str) -> tuple[MaskedRound, bytes]:
+    """A round in which ``restarted`` answers with a re-advertisement instead of an update."""
+    info = c.round_info(server_round)
+    _collect_key_shares(c, server_round, info.node_of)
+    masked = MaskedRound(info=info, unmasker=c.unmasker(info), updates={})
+    readvertised = None
+    for name in info.node_of:
+        try:
+            prepared = c.prepare(name, info)
+        except secagg_node.Readvertised as err:
+            assert name == restarted
+            readvertised = err.advert
+            continue
+        masked.updates[name] = _update(name, server_round)
+        masked.unmasker.accept(NODE_IDS[name], c.mask(name, prepared, masked.updates[name]))
+        c.registry.delivered(NODE_IDS[name])
+    assert readvertised is not None
+    return masked, readvertised
+
+
 def test_restarted_bank_readvertises_and_rejoins_the_next_round(tmp_path: Path) -> None:
     c = _consortium(tmp_path)
     first = _train(c, 1)
     _assert_exact_mean(c, first, _unmask(c, first)[0])
-    old = parse_advertisement(c.adverts["bank_c"], peer="bank_c")
+    old = c.registry.adverts["bank_c"]
 
     restarted = c.new_context("bank_c")  # same state folder, empty Context.state
-    info = c.round_info(2)
-    masked = MaskedRound(
-        info=info,
-        unmasker=RoundUnmasker(
-            info, length=c.encoding.vector_length(N_PARAMETERS), dtype=c.encoding.dtype
-        ),
-        updates={},
-    )
-    for name in BANKS:
-        try:
-            prepared = c.prepare(name, info)
-        except secagg_node.Readvertised as err:
-            assert name == "bank_c"
-            readvertised = err
-            continue
-        masked.updates[name] = _update(name, 2)
-        records = c.mask(name, prepared, masked.updates[name])
-        masked.unmasker.accept(NODE_IDS[name], RecordDict(records))  # type: ignore[arg-type]
+    masked, advert = _restart_round(c, 2, "bank_c")
+
     new = verify_advertisement(
-        readvertised.advert,
+        advert,
         peer="bank_c",
         signer=c.manifest.public_key("bank_c"),
         run_tag=c.keys.run_tag,
         node_id=NODE_IDS["bank_c"],
     )
-    assert new.public_key != old.public_key
+    assert new.identity_key != old.identity_key
+    assert new.first_round == 3 and new.round_key(3) != old.round_key(3)
     assert new.issued_ns > old.issued_ns
-    assert restarted.state.config_records[secagg_node.KEY_STATE][wire.ADVERT_KEY] == (
-        readvertised.advert
-    )
-    # Round 2 unmasks without bank_c: the others reveal their pairwise seeds with it.
+    assert restarted.state.config_records[KEY_STATE][wire.ADVERT_KEY] == advert
+    # As server/rounds.py does, the re-advertisement is registered as soon as the train
+    # replies arrive, before aggregate_train unmasks the round (regression: registering
+    # used to discard the shares of bank_c's old round-2 key, and round 2 failed closed).
+    c.registry.register("bank_c", NODE_IDS["bank_c"], advert)
+    # Round 2 unmasks without bank_c: the others reveal their shares of its round-2 key.
     outcome, reveals = _unmask(c, masked)
     _assert_exact_mean(c, masked, outcome)
-    assert all(wire.PAIR_SEED_PREFIX + "bank_c" in r for r in reveals.values())
+    assert all(wire.REVEALED_KEY_PREFIX + "bank_c" in r for r in reveals.values())
 
-    c.register("bank_c", readvertised.advert)
-    third = _train(c, 3)
+    third = _train(c, 3)  # asks bank_c for shares of its new keys, relays its new advert
 
     assert set(third.updates) == set(BANKS)
     _assert_exact_mean(c, third, _unmask(c, third)[0])
     for name in ("bank_a", "bank_b", "bank_d"):
-        cache = c.contexts[name].state.config_records[secagg_node.PEERS_STATE]
-        assert cache["ad:bank_c"] == readvertised.advert
+        cache = c.contexts[name].state.config_records[PEERS_STATE]
+        assert cache["ad:bank_c"] == advert
 
 
 def test_restarted_bank_refuses_its_stale_advertisement(tmp_path: Path) -> None:
@@ -604,7 +653,7 @@ def test_restarted_bank_refuses_its_stale_advertisement(tmp_path: Path) -> None:
     c.new_context("bank_c")
     with pytest.raises(secagg_node.Readvertised) as readvertised:
         c.prepare("bank_c", c.round_info(1))
-    c.register("bank_c", readvertised.value.advert)
+    c.registry.register("bank_c", NODE_IDS["bank_c"], readvertised.value.advert)
 
     with pytest.raises(ProtocolAbort) as caught:
         c.prepare("bank_c", c.round_info(2), relay={**c.adverts, "bank_c": stale})
@@ -616,22 +665,26 @@ def test_restarted_bank_refuses_its_stale_advertisement(tmp_path: Path) -> None:
 # -- dropouts ---------------------------------------------------------------------------
 
 
-def test_bank_dropped_before_masking_survivors_reveal_pair_seeds(tmp_path: Path) -> None:
+def test_bank_dropped_before_masking_survivors_reveal_its_round_key_shares(
+    tmp_path: Path,
+) -> None:
     c = _consortium(tmp_path)
-    masked = _train(c, 1, masking=("bank_a", "bank_b", "bank_c"))
+    survivors = ("bank_a", "bank_b", "bank_c")
+    masked = _train(c, 1, masking=survivors)
 
     outcome, reveals = _unmask(c, masked)
 
     assert masked.unmasker.dropped == [NODE_IDS["bank_d"]]
     _assert_exact_mean(c, masked, outcome)
-    for name, record in reveals.items():
-        assert wire.PAIR_SEED_PREFIX + "bank_d" in record
+    for record in reveals.values():
+        assert wire.REVEALED_KEY_PREFIX + "bank_d" in record
         assert wire.REVEALED_SHARE_PREFIX + "bank_d" not in record
-        survivors = {"bank_a", "bank_b", "bank_c"} - {name}
         assert {k for k in record if k.startswith(wire.REVEALED_SHARE_PREFIX)} == {
-            wire.REVEALED_SHARE_PREFIX + peer for peer in survivors
+            wire.REVEALED_SHARE_PREFIX + name for name in survivors
         }
-        assert not any(k.startswith(wire.PAIR_SEED_PREFIX + p) for p in survivors for k in record)
+        assert not any(
+            k.startswith(wire.REVEALED_KEY_PREFIX + p) for p in survivors for k in record
+        )
 
 
 def test_one_bank_silent_at_unmask_still_unmasks(tmp_path: Path) -> None:
@@ -660,14 +713,15 @@ def test_too_many_silent_at_unmask_fails_closed(tmp_path: Path) -> None:
 
 def test_consistency_round_signed_survivor_set_unmasks(tmp_path: Path) -> None:
     c = _consortium(tmp_path, secagg=CHECKED)
-    masked = _train(c, 1, masking=("bank_a", "bank_b", "bank_c"))
+    survivors = ("bank_a", "bank_b", "bank_c")
+    masked = _train(c, 1, masking=survivors)
     unmasker = masked.unmasker
     request = _consistency_request(masked.info, unmasker.survivors, unmasker.dropped)
     signatures: dict[str, bytes] = {}
-    for name in ("bank_a", "bank_b", "bank_c"):
+    for name in survivors:
         signatures.update(c.sign(name, request))
 
-    assert set(signatures) == {wire.SIGNATURE_PREFIX + n for n in ("bank_a", "bank_b", "bank_c")}
+    assert set(signatures) == {wire.SIGNATURE_PREFIX + n for n in survivors}
     outcome, _ = _unmask(c, masked, signatures=signatures)
     _assert_exact_mean(c, masked, outcome)
 
@@ -686,31 +740,29 @@ def test_unmask_refuses_a_signature_over_another_survivor_set(tmp_path: Path) ->
         signatures.update(c.sign(name, honest))
     signatures.update(c.sign("bank_d", lie))
     requests = unmasker.requests()
-    request = requests[NODE_IDS["bank_a"]]
+
+    def request_for(name: str, extra: Mapping[str, bytes]) -> ConfigRecord:
+        return ConfigRecord({**dict(requests[NODE_IDS[name]].items()), **extra})
 
     with pytest.raises(ProtocolAbort) as caught:
-        c.unmask("bank_a", ConfigRecord({**dict(request.items()), **signatures}))
+        c.unmask("bank_a", request_for("bank_a", signatures))
     assert caught.value.peer == "bank_d"
     assert caught.value.stage is Stage.consistency
 
     only_one = {k: v for k, v in signatures.items() if k == wire.SIGNATURE_PREFIX + "bank_a"}
-    with pytest.raises(ProtocolAbort, match="only 1 survivors signed"):
-        c.unmask("bank_a", ConfigRecord({**dict(request.items()), **only_one}))
+    with pytest.raises(ProtocolAbort, match="only 1 survivors signed") as caught:
+        c.unmask("bank_a", request_for("bank_a", only_one))
+    assert caught.value.stage is Stage.consistency
 
     # bank_d signed another set: it refuses to reveal for the honest one.
     honest_signatures = {k: v for k, v in signatures.items() if not k.endswith("bank_d")}
     with pytest.raises(ProtocolAbort, match="differs from the one this node signed"):
-        c.unmask(
-            "bank_d", ConfigRecord({**dict(requests[NODE_IDS["bank_d"]].items()), **signatures})
-        )
+        c.unmask("bank_d", request_for("bank_d", honest_signatures))
 
     # None of the refusals used up a reveal: the three honest banks still unmask.
     reveals = {
-        node: c.unmask(
-            info.institution_of[node], ConfigRecord({**dict(r.items()), **honest_signatures})
-        )
-        for node, r in requests.items()
-        if info.institution_of[node] != "bank_d"
+        NODE_IDS[name]: c.unmask(name, request_for(name, honest_signatures))
+        for name in ("bank_a", "bank_b", "bank_c")
     }
     outcome = unmasker.finish(reveals)
     assert outcome.silent == ["bank_d"]
@@ -771,4 +823,5 @@ def test_abort_and_readvertise_records_carry_stage_reason_and_advert(tmp_path: P
     assert records[wire.ADVERT][wire.ADVERT_KEY] == readvertised.value.advert
     assert records[wire.ABORT][wire.STAGE_KEY] == Stage.advertise.value
     assert "restarted" in str(records[wire.ABORT][wire.REASON_KEY])
-    c.register("bank_d", readvertised.value.advert)  # verifies against the manifest
+    # The re-advertisement verifies against the manifest.
+    c.registry.register("bank_d", NODE_IDS["bank_d"], readvertised.value.advert)

@@ -7,7 +7,7 @@ drop, silence, replay or tamper with any message in between.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,8 +17,13 @@ from fedrisk.secure.signing import generate_signing_key
 from fedrisk.strategies.secagg.advert import Advertisement, advertise
 from fedrisk.strategies.secagg.key_shares import seal_round_key_shares
 from fedrisk.strategies.secagg.keys import NodeKeys
-from fedrisk.strategies.secagg.masking import MaskedInput, mask_input, reveal, reveal_record
-from fedrisk.strategies.secagg.masking import shares_record
+from fedrisk.strategies.secagg.masking import (
+    MaskedInput,
+    mask_input,
+    reveal,
+    reveal_record,
+    shares_record,
+)
 from fedrisk.strategies.secagg.round_info import RoundInfo
 from fedrisk.strategies.secagg.unmasking import RoundUnmasker, UnmaskOutcome
 from fedrisk.strategies.secagg.wire import (

@@ -112,7 +112,9 @@ def test_nearest_rounding_is_deterministic_and_within_half_a_step() -> None:
     encoding = Encoding(bits=32, scale_bits=8, clip=4.0, stochastic=False, weight_scale=1)
     delta = [np.array([0.1, -0.1, 1.0 / 3.0, -2.7, 0.00195])]
 
-    first = encode_update(delta, weight=1, loss=0.2, encoding=encoding, rng=np.random.default_rng(1))
+    first = encode_update(
+        delta, weight=1, loss=0.2, encoding=encoding, rng=np.random.default_rng(1)
+    )
     second = encode_update(
         delta, weight=1, loss=0.2, encoding=encoding, rng=np.random.default_rng(2)
     )
@@ -128,7 +130,9 @@ def test_stochastic_rounding_uses_the_coins() -> None:
     encoding = Encoding(bits=32, scale_bits=8, clip=4.0, stochastic=True, weight_scale=1)
     delta = [np.full(200, 1.0 / 3.0)]
 
-    first = encode_update(delta, weight=1, loss=0.2, encoding=encoding, rng=np.random.default_rng(1))
+    first = encode_update(
+        delta, weight=1, loss=0.2, encoding=encoding, rng=np.random.default_rng(1)
+    )
     second = encode_update(
         delta, weight=1, loss=0.2, encoding=encoding, rng=np.random.default_rng(2)
     )
@@ -172,7 +176,9 @@ def test_sum_of_the_wrong_length_or_without_weight_is_rejected() -> None:
     ("overrides", "institutions"),
     [({"bits": 32, "clip": 1e9}, 5), ({"bits": 32, "clip": 4.0, "scale_bits": 28}, 5)],
 )
-def test_for_run_rejects_an_encoding_that_could_overflow(overrides: dict, institutions: int) -> None:
+def test_for_run_rejects_an_encoding_that_could_overflow(
+    overrides: dict, institutions: int
+) -> None:
     secagg = SecAggConfig(mode="secaggplus", **overrides)
 
     with pytest.raises(ValueError, match=r"must stay below 2\^"):

@@ -75,7 +75,7 @@ def test_repeated_node_ids_are_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("count", "configured", "expected"),
-    [(2, 0, 2), (3, 0, 2), (4, 0, 3), (5, 0, 3), (6, 0, 4), (4, 3, 3), (4, 4, 4), (9, 5, 5)],
+    [(3, 0, 2), (4, 0, 3), (5, 0, 3), (6, 0, 4), (7, 0, 4), (5, 4, 4), (5, 5, 5), (9, 5, 5)],
 )
 def test_threshold_defaults_to_a_strict_majority_or_takes_a_valid_setting(
     count: int, configured: int, expected: int
@@ -84,10 +84,10 @@ def test_threshold_defaults_to_a_strict_majority_or_takes_a_valid_setting(
 
 
 @pytest.mark.parametrize(
-    ("count", "configured"), [(4, 2), (4, 1), (4, 5), (6, 3), (1, 0), (1, 1), (0, 0)]
+    ("count", "configured"), [(4, 2), (4, 1), (4, 5), (6, 3), (5, 6), (2, 0), (2, 2), (0, 0)]
 )
-def test_threshold_at_or_below_half_above_the_count_or_without_two_holders_is_rejected(
+def test_threshold_at_or_below_half_above_the_count_or_without_three_holders_is_rejected(
     count: int, configured: int
 ) -> None:
-    with pytest.raises(ValueError, match=f"exceed half of the {count} neighbours"):
+    with pytest.raises(ValueError, match=f"exceed half of the {count} share holders"):
         threshold_for(count, configured)
