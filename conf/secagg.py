@@ -118,13 +118,6 @@ class SecAggConfig:
             raise ValueError(
                 f"`secagg.threshold` must be 0 (auto) or positive; got {self.threshold}"
             )
-        shares = self.degree + 1
-        if self.degree and self.threshold and not shares / 2 < self.threshold <= shares:
-            raise ValueError(
-                "`secagg.threshold` must exceed half of `secagg.degree` + 1 (the shares of one "
-                f"self-mask) and not exceed it; got threshold={self.threshold}, "
-                f"degree={self.degree}"
-            )
         if self.bits not in SUPPORTED_BITS:
             raise ValueError(f"`secagg.bits` must be 32 or 64; got {self.bits}")
         if not (math.isfinite(self.clip) and self.clip > 0):

@@ -1,31 +1,44 @@
 """fedrisk's SecAgg+ on Flower's Message API: the coordinator learns only the sum.
 
-Threat model (see also the README's "Secure aggregation" section):
+Protocol (Bonawitz et al., CCS 2017; Bell et al., CCS 2020), per run and per round:
+
+1. **Advertise, once per run** (at the roll call): each institution draws a master
+   secret, derives an X25519 identity key and one X25519 key per round, and signs their
+   public halves with its Ed25519 key from the consortium manifest.
+2. **Hand out round-key shares, once per advertisement**: after verifying every peer's
+   advertisement, it Shamir-shares each round key among all other institutions (a
+   strict majority reconstructs it), each share sealed to its holder's identity key.
+3. **Train, every round**: the reply carries the weighted update in fixed point, masked
+   with a fresh self-mask and pairwise masks (ChaCha20 keystreams), plus Shamir shares
+   of the self-mask seed sealed to each neighbour (one share stays with the sender).
+4. **Unmask, every round** (the one extra message round): survivors reveal self-mask
+   shares of institutions whose update arrived and round-key shares of those whose update
+   did not; the coordinator removes every mask and decodes the weighted mean.
+
+Threat model (also in the README's "Secure aggregation" section):
 
 - **Curious coordinator.** It follows the protocol but tries to learn one institution's
   update. It sees masked vectors (uniform in ``Z_{2^bits}`` without the masks), sealed
-  shares it cannot open, and, at unmask, exactly the self-mask shares of institutions
-  whose vectors it holds and the pairwise seeds shared with institutions whose vectors
-  it does not. From these it can compute the sum and nothing else.
-- **Key substitution.** Each institution's X25519 key is advertised once per run under
-  its Ed25519 key from the consortium manifest; every peer verifies the signature itself
-  and aborts naming the peer when it fails. A coordinator that swaps keys is caught.
-- **Colluding institutions.** Fewer than ``threshold`` neighbours of an institution,
-  even together with the coordinator, cannot reconstruct its self-mask.
-- **Late and replayed messages.** Every record carries the run tag and round; pairwise
-  seeds and share keys are derived with both; a reply after the round closed, or a
-  record from an earlier round or another run, is rejected. An institution masks at
-  most once per round and reveals at most once per round.
+  shares it cannot open, and at unmask a threshold of shares of either the self-mask or
+  the round key of each institution — never both — so it can compute the sum and
+  nothing else.
+- **Key substitution.** Every institution verifies every advertisement against the
+  manifest itself and aborts naming the peer when a signature fails; a coordinator that
+  swaps or replays old keys is caught.
+- **Colluding institutions.** Fewer than ``threshold`` of an institution's share holders,
+  even together with the coordinator, cannot reconstruct its self-mask or round key.
+- **Late and replayed messages.** Records carry the run tag and round; keys and seeds
+  are derived per run and round; a reply after the round closed, or a record from an
+  earlier round or another run, is rejected. An institution masks at most once per
+  round and reveals at most once per round.
 - **Inconsistent dropout sets.** A coordinator that tells different institutions
-  different survivor sets could collect a self-mask and the pairwise seeds of the same
-  institution. ``secagg.consistency_check=true`` adds Bonawitz et al.'s consistency
-  round (survivors sign the survivor set before revealing); it is off by default.
+  different survivor sets could collect a threshold of both secrets of one institution.
+  ``secagg.consistency_check=true`` adds the consistency round (survivors sign the
+  survivor set before revealing anything); it is off by default (semi-honest
+  coordinator).
 
-Not covered: a coordinator that drops honest institutions on purpose to isolate one
-(the sum of a round with few survivors reveals little but is still the sum), and
-dropouts of an institution at unmask when one of its neighbours already dropped before
-masking (the pairwise seed between the two is held by nobody else: the round fails
-closed).
+Not covered: a coordinator that excludes honest institutions on purpose so that few
+remain (the result is still only a sum, but of fewer updates), and denial of service.
 """
 
 from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage

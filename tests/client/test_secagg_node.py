@@ -85,7 +85,6 @@ class InProcessGrid:
 
     def __init__(self, consortium: Consortium) -> None:
         self.consortium = consortium
-        self.offline: set[str] = set()
 
     def send_and_receive(self, sent: Iterable[Message], *, timeout: float) -> list[Message]:
         c = self.consortium
@@ -93,8 +92,6 @@ class InProcessGrid:
         for msg in sent:
             assert msg.metadata.message_type == wire.KEYS_MESSAGE_TYPE
             name = next(n for n, node in NODE_IDS.items() if node == msg.metadata.dst_node_id)
-            if name in self.offline:
-                continue
             try:
                 content = secagg_node.key_shares(msg, c.contexts[name], institution=name)
             except ProtocolAbort as err:
@@ -350,7 +347,7 @@ def _assert_exact_mean(c: Consortium, masked: MaskedRound, outcome: UnmaskOutcom
     assert 0 < bound < 1e-3  # the comparison above is meaningful
 
 
-def _forged_advert(c: Consortium, name: str, *, signed_by: Path | str) -> bytes:
+def _forged_advert(c: Consortium, name: str, *, signed_by: str) -> bytes:
     """A well-formed advertisement for ``name`` over fresh keys, signed by ``signed_by``."""
     key = load_private_key(c.state_dir / signed_by / SIGNING_KEY_FILE)
     return advertise(
@@ -551,6 +548,40 @@ def test_coordinator_relaying_another_key_for_the_node_itself_aborts(tmp_path: P
     assert caught.value.stage is Stage.advertise
     assert "did not issue" in caught.value.reason
     assert ROUND_STATE not in c.contexts["bank_a"].state.config_records
+
+
+def _key_share_request(c: Consortium, adverts: Mapping[str, bytes]) -> Message:
+    request = ConfigRecord({**header(run_tag=c.keys.run_tag, round=1), wire.SALT_KEY: c.keys.salt})
+    return Message(
+        content=RecordDict({wire.KEYS: request, wire.ADVERTS: ConfigRecord(dict(adverts))}),
+        dst_node_id=NODE_IDS["bank_a"],
+        message_type=wire.KEYS_MESSAGE_TYPE,
+    )
+
+
+def test_key_shares_are_sealed_to_every_peer_only_after_verifying_the_bundle(
+    tmp_path: Path,
+) -> None:
+    c = _consortium(tmp_path)
+    context = c.contexts["bank_a"]
+    forged = _forged_advert(c, "bank_b", signed_by="bank_c")
+
+    with pytest.raises(ProtocolAbort) as caught:
+        secagg_node.key_shares(
+            _key_share_request(c, {**c.adverts, "bank_b": forged}), context, institution="bank_a"
+        )
+    assert caught.value.peer == "bank_b"
+
+    reply = secagg_node.key_shares(_key_share_request(c, c.adverts), context, institution="bank_a")
+    record = reply.config_records[wire.KEYS]
+    expected = {
+        f"{wire.KEY_SHARE_PREFIX}{holder}:{r}"
+        for holder in ("bank_b", "bank_c", "bank_d")
+        for r in range(1, RUN_ROUNDS + 1)
+    }
+    assert {k for k in record if k.startswith(wire.KEY_SHARE_PREFIX)} == expected
+    master = c.contexts["bank_a"].state.config_records[KEY_STATE]["sealed"]
+    assert all(isinstance(record[k], bytes) and record[k] != master for k in expected)
 
 
 # -- replays ----------------------------------------------------------------------------

@@ -16,16 +16,6 @@ from fedrisk.simulations.entry import check_overrides
         ({"degree": 3}, "`secagg.degree` must be 0 or a positive even number; got 3"),
         ({"degree": -2}, "`secagg.degree` must be 0 or a positive even number; got -2"),
         ({"threshold": -1}, "`secagg.threshold` must be 0 (auto) or positive; got -1"),
-        (
-            {"degree": 4, "threshold": 2},
-            "`secagg.threshold` must exceed half of `secagg.degree` + 1 (the shares of one "
-            "self-mask) and not exceed it; got threshold=2, degree=4",
-        ),
-        (
-            {"degree": 4, "threshold": 6},
-            "`secagg.threshold` must exceed half of `secagg.degree` + 1 (the shares of one "
-            "self-mask) and not exceed it; got threshold=6, degree=4",
-        ),
         ({"bits": 16}, "`secagg.bits` must be 32 or 64; got 16"),
         ({"bits": 128}, "`secagg.bits` must be 32 or 64; got 128"),
         ({"clip": 0.0}, "`secagg.clip` must be positive and finite; got 0.0"),
@@ -106,14 +96,9 @@ def test_checked_for_rejects_row_counts_whose_sum_could_overflow(
         config.checked_for(institutions)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design question: SecAggConfig checks the threshold against degree + 1 even when "
-    "the degree is at least the consortium size and the graph is the full one",
-)
 def test_threshold_valid_for_the_effective_full_graph_is_accepted_with_a_large_degree() -> None:
     # 5 institutions, degree 8 ≥ 4 neighbours: full graph, 5 shares per self-mask, so a
-    # threshold of 3 is a strict majority; __post_init__ rejects it against 8 + 1 = 9 shares.
+    # threshold of 3 is a strict majority of the shares that actually exist.
     config = SecAggConfig(mode="secaggplus", degree=8, threshold=3)
 
     assert config.checked_for(5) > 0
@@ -212,3 +197,19 @@ def test_secagg_invalid_value_through_the_root_config_is_one_line() -> None:
 def test_secagg_threshold_checked_against_the_consortium_size() -> None:
     with pytest.raises(ConfigError, match="half of the 5 shares of one self-mask"):
         check_overrides(["secagg=secaggplus", "secagg.threshold=6"])
+
+
+@pytest.mark.parametrize("threshold", [2, 6])
+def test_threshold_outside_the_majority_of_a_sparse_graphs_shares_is_rejected(
+    threshold: int,
+) -> None:
+    # 10 institutions, degree 4: each self-mask has 5 shares (4 neighbours + its own).
+    config = SecAggConfig(mode="secaggplus", degree=4, threshold=threshold)
+
+    with pytest.raises(ValueError) as caught:
+        config.checked_for(10)
+
+    assert str(caught.value) == (
+        "`secagg.threshold` must exceed half of the 5 shares of one self-mask (the institution "
+        f"and its 4 neighbours) and not exceed them; got {threshold}"
+    )

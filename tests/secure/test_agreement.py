@@ -83,7 +83,7 @@ def test_every_bound_field_changes_the_seed(change: dict[str, object]) -> None:
 
 def test_run_id_encoding_is_unambiguous() -> None:
     assert _pair_info(PAIR_SEED_LABEL, run_id="a", round=1, node_a=1, node_b=2) != _pair_info(
-        run_id="a\x00", round=1, node_a=1, node_b=2
+        PAIR_SEED_LABEL, run_id="a\x00", round=1, node_a=1, node_b=2
     )
 
 
