@@ -123,7 +123,8 @@ def key_shares(msg: Message, context: Context, *, institution: str) -> RecordDic
     run_tag, salt = request.get(RUN_TAG_KEY), request.get(SALT_KEY)
     if not (isinstance(run_tag, str) and isinstance(salt, bytes) and salt):
         raise ProtocolAbort(Stage.keys, "malformed key-share request")
-    check_header(request, Stage.keys, run_tag=run_tag, round=_number(request, ROUND_KEY))
+    if request.get(VERSION_KEY) != PROTOCOL_VERSION:
+        raise ProtocolAbort(Stage.keys, f"protocol version {request.get(VERSION_KEY)!r}")
     if held_advert(context, run_tag) is None:
         raise ProtocolAbort(Stage.keys, "this node holds no keys for the run")
     verify_peers(context, adverts, institution=institution, run_tag=run_tag)
@@ -286,6 +287,8 @@ def consistency(
     request = _request(msg, CONSISTENCY, Stage.consistency)
     info, state = _last_round(context, secagg, request, Stage.consistency)
     survivors = _partition(request, info, Stage.consistency)
+    if context.node_id not in survivors:
+        raise ProtocolAbort(Stage.consistency, "the survivor set leaves out this node")
     message = statement(info, survivors=sorted(survivors))
     signed = state.get("signed")
     if signed and signed != message:

@@ -55,8 +55,6 @@ def new_keys(context: Context, institution: str, run_tag: str, rounds: range) ->
             ),
         }
     )
-    if _cache(context, run_tag).get(RUN_TAG_KEY) != run_tag:
-        context.state[PEERS_STATE] = ConfigRecord({RUN_TAG_KEY: run_tag})
     return advert
 
 
