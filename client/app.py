@@ -115,10 +115,9 @@ def train(msg: Message, context: Context) -> Message:
             )
             check_rows(setup)
         except secagg_node.Readvertised as err:
-            records = secagg_node.readvertise_record(err)
-            return Message(
-                content=RecordDict({**records, messages.NODE: node_record(setup)}), reply_to=msg
-            )
+            readvertised = secagg_node.readvertise_record(err)
+            readvertised[messages.NODE] = node_record(setup)
+            return Message(content=RecordDict(dict(readvertised.items())), reply_to=msg)
         except ProtocolAbort as err:
             return abort_reply(msg, setup, err)
     received = messages.arrays_of(msg.content)
@@ -140,9 +139,10 @@ def train(msg: Message, context: Context) -> Message:
         )
         update = TrainedUpdate(ArrayRecord(model.state_dict()), result.n_examples, result.loss)
     weight = _weight(setup, update.n_examples)
+    metrics: dict[str, int | float | list[int] | list[float]] = dict(update.metrics)
     if prepared is None:
         sent = update.arrays
-        metrics = {WEIGHT_KEY: weight, "train_loss": update.loss, **update.metrics}
+        metrics.update({WEIGHT_KEY: weight, "train_loss": update.loss})
         content = RecordDict({messages.ARRAYS: sent})
     else:
         records = secure_update.masked_reply(
@@ -157,9 +157,8 @@ def train(msg: Message, context: Context) -> Message:
             institution=setup.institution,
             rng_seed=institution_seed(settings.seed, setup.institution, server_round),
         )
-        sent = records[wire.MASKED]  # type: ignore[assignment]
-        metrics = dict(update.metrics)
         content = RecordDict(records)
+        sent = content.array_records[wire.MASKED]
     if update.record is not None:
         update.record(messages.update_digest(sent))
     content[messages.METRICS] = MetricRecord(metrics)

@@ -12,7 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 
 from fedrisk.client.node_keys import locations, signing_key
 from fedrisk.client.secagg_state import (
@@ -138,7 +146,7 @@ def key_shares(msg: Message, context: Context, *, institution: str) -> RecordDic
         rounds=range(own.first_round, own.first_round + len(own.round_keys)),
         salt=salt,
     )
-    record = ConfigRecord(header(run_tag=run_tag, round=_number(request, ROUND_KEY)))
+    record = header(run_tag=run_tag, round=_number(request, ROUND_KEY))
     for (holder, round), blob in sealed.items():
         record[f"{KEY_SHARE_PREFIX}{holder}:{round}"] = blob
     return RecordDict({KEYS: record})
@@ -204,7 +212,7 @@ def masked_records(
     encoding: Encoding,
     institution: str,
     rng: np.random.Generator,
-) -> dict[str, ArrayRecord | ConfigRecord]:
+) -> dict[str, ArrayRecord | MetricRecord | ConfigRecord]:
     """Encode and mask the update; remember the round; return the reply's records."""
     vector = encode_update(delta, weight=weight, loss=loss, encoding=encoding, rng=rng)
     info = prepared.info
@@ -363,8 +371,8 @@ def _partition(request: ConfigRecord, info: RoundInfo, stage: Stage) -> set[int]
     survivors, dropped = request.get(SURVIVORS_KEY), request.get(DROPPED_KEY)
     if not isinstance(survivors, list) or not isinstance(dropped, list):
         raise ProtocolAbort(stage, "the request lacks the survivor and dropped sets")
-    alive = {int(n) for n in survivors}  # type: ignore[call-overload]
-    gone = {int(n) for n in dropped}  # type: ignore[call-overload]
+    alive = {int(n) for n in survivors}
+    gone = {int(n) for n in dropped}
     if alive & gone or alive | gone != set(info.institution_of) or len(alive) != len(survivors):
         raise ProtocolAbort(stage, "the survivor and dropped sets do not partition the round")
     return alive

@@ -9,7 +9,7 @@ encoded and masked by `fedrisk.client.secagg_node`.
 from __future__ import annotations
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.supercore.differential_privacy import clip_inputs_inplace
 
 from fedrisk.client.secagg_node import PreparedRound, masked_records
@@ -31,7 +31,7 @@ def masked_reply(
     loss: float,
     institution: str,
     rng_seed: int,
-) -> dict[str, ArrayRecord | ConfigRecord]:
+) -> dict[str, ArrayRecord | MetricRecord | ConfigRecord]:
     """Build the records of the masked training reply.
 
     Raises

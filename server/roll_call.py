@@ -124,7 +124,7 @@ def roll_call(
                         adverts[name] = advert[wire.ADVERT_KEY]  # type: ignore[assignment]
                     aborted = reply.content.config_records.get(wire.ABORT)
                     if aborted is not None:
-                        refusals[name] = f"secure aggregation: {aborted.get(wire.REASON_KEY)}"
+                        refusals[name] = f"secure aggregation: {aborted.get(wire.REASON_KEY)!s}"
                     if messages.REFUSAL in reply.content.config_records:
                         refusal = messages.config_of(reply.content, messages.REFUSAL)
                         refusals[name] = messages.text(refusal, messages.REFUSAL_REASON)

@@ -143,8 +143,12 @@ class RoundLoop:
         except PrivacyBudgetExhausted as err:
             return f"before round {server_round}: institution-level privacy budget: {err}"
         except ProtocolAbort as err:
-            record = {"round": server_round, "aggregated": False, "secagg": {"failure": str(err)}}
-            return self._failed(server_round, record, str(err), result)
+            aborted_round: dict[str, object] = {
+                "round": server_round,
+                "aggregated": False,
+                "secagg": {"failure": str(err)},
+            }
+            return self._failed(server_round, aborted_round, str(err), result)
         replies = self._exchange(sent)
         aborted = self._secure_replies(replies) if self._secagg is not None else {}
         refused = {
@@ -178,20 +182,22 @@ class RoundLoop:
         if len(ok) < self._settings.min_train_nodes:
             record["aggregated"] = False
             self._recorder.round(record)
-            why = [f"{k} refused: {v}" for k, v in refused.items()]
-            why += [f"{k}: {v}" for k, v in failures.items()]
+            reasons = [f"{k} refused: {v}" for k, v in refused.items()]
+            reasons += [f"{k}: {v}" for k, v in failures.items()]
             return (
                 f"round {server_round}: only {len(ok)} institutions returned an update "
-                f"(need {self._settings.min_train_nodes})" + ("; " + "; ".join(why) if why else "")
+                f"(need {self._settings.min_train_nodes})"
+                + ("; " + "; ".join(reasons) if reasons else "")
             )
         arrays, train_metrics = self._strategy.aggregate_train(server_round, ok)
+        secure_record = {} if self._secagg is None else self._secagg.records.get(server_round, {})
         if self._secagg is not None:
-            record["secagg"] = self._secagg.records.get(server_round, {})
+            record["secagg"] = secure_record
         if arrays is None:
             record["aggregated"] = False
             why = "the strategy could not aggregate the updates"
             if self._secagg is not None:
-                why = f"secure aggregation failed closed: {record['secagg'].get('failure')}"  # type: ignore[attr-defined]
+                why = f"secure aggregation failed closed: {secure_record.get('failure')}"
             return self._failed(server_round, record, why, result)
         result.arrays = arrays
         result.rounds_completed = server_round
@@ -251,15 +257,15 @@ class RoundLoop:
             if wire.ADVERT in records:
                 advert = records[wire.ADVERT].get(wire.ADVERT_KEY)
                 try:
-                    secure.register(self._name(reply), reply.metadata.src_node_id, advert)  # type: ignore[arg-type]
+                    secure.register(self._name(reply), reply.metadata.src_node_id, advert)
                 except ProtocolAbort as err:
                     aborted[self._name(reply)] = f"re-advertisement rejected: {err.reason}"
                     continue
             if wire.ABORT in records:
                 reason = records[wire.ABORT].get(wire.REASON_KEY)
                 peer = records[wire.ABORT].get(wire.PEER_KEY)
-                aborted[self._name(reply)] = (
-                    "secure aggregation: " + str(reason) + (f" (peer {peer})" if peer else "")
+                aborted[self._name(reply)] = f"secure aggregation: {reason!s}" + (
+                    f" (peer {peer!s})" if peer else ""
                 )
         return aborted
 
@@ -291,7 +297,7 @@ class RoundLoop:
 
     def _failures(self, sent: Iterable[Message], replies: list[Message]) -> dict[str, str]:
         failures = {
-            self._name(r): f"error: {messages.error_summary(r.error.reason)}"
+            self._name(r): f"error: {messages.error_summary(r.error.reason or '')}"
             for r in replies
             if r.has_error()
         }

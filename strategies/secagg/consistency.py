@@ -57,13 +57,9 @@ def collect_signatures(
         survivors that did not sign.
     """
     info = unmasker.info
-    request = ConfigRecord(
-        {
-            **header(run_tag=info.run_tag, round=info.round),
-            SURVIVORS_KEY: unmasker.survivors,
-            DROPPED_KEY: unmasker.dropped,
-        }
-    )
+    request = header(run_tag=info.run_tag, round=info.round)
+    request[SURVIVORS_KEY] = unmasker.survivors
+    request[DROPPED_KEY] = unmasker.dropped
     messages = [
         Message(
             content=RecordDict({CONSISTENCY: request}),

@@ -242,7 +242,7 @@ def share_aad(info: RoundInfo, *, sender: int, recipient: int, index: int) -> by
 
 def reveal_record(result: Reveal, *, info: RoundInfo, institution: str) -> ConfigRecord:
     """Build the unmask reply: header, ``share-of:<owner>`` and ``key-share-of:<owner>``."""
-    record = ConfigRecord(header(run_tag=info.run_tag, round=info.round, institution=institution))
+    record = header(run_tag=info.run_tag, round=info.round, institution=institution)
     for owner, share in result.shares.items():
         record[REVEALED_SHARE_PREFIX + info.institution_of[owner]] = share
     for owner, share in result.key_shares.items():
@@ -252,7 +252,7 @@ def reveal_record(result: Reveal, *, info: RoundInfo, institution: str) -> Confi
 
 def shares_record(masked: MaskedInput, *, info: RoundInfo, institution: str) -> ConfigRecord:
     """Build the training reply's share record: header, then ``share:<recipient>``."""
-    record = ConfigRecord(header(run_tag=info.run_tag, round=info.round, institution=institution))
+    record = header(run_tag=info.run_tag, round=info.round, institution=institution)
     for peer, blob in masked.sealed_shares.items():
         record[SHARE_PREFIX + info.institution_of[peer]] = blob
     return record

@@ -95,7 +95,7 @@ class KeyRegistry:
             if name in self._blobs and delivered.get(name) != self._blobs[name]
         }
         self._offered[node] = fresh
-        return ConfigRecord(fresh)
+        return ConfigRecord(dict(fresh.items()))
 
     def delivered(self, node: int) -> None:
         """``node`` answered with a valid masked reply: it verified what it was offered."""
@@ -113,8 +113,9 @@ class KeyRegistry:
         missing = [n for n in sorted(names) if n not in self._shares]
         if not missing:
             return {}
-        bundle = ConfigRecord(dict(self._blobs))
-        request = ConfigRecord({**header(run_tag=self.run_tag, round=round), SALT_KEY: self.salt})
+        bundle = ConfigRecord(dict(self._blobs.items()))
+        request = header(run_tag=self.run_tag, round=round)
+        request[SALT_KEY] = self.salt
         messages = [
             Message(
                 content=RecordDict({KEYS: request, ADVERTS: bundle}),
@@ -130,11 +131,11 @@ class KeyRegistry:
             if name is None:
                 continue
             if reply.has_error():
-                failed[name] = f"key shares: {error_summary(reply.error.reason)}"
+                failed[name] = f"key shares: {error_summary(reply.error.reason or '')}"
                 continue
             records = reply.content.config_records
             if ABORT in records:
-                failed[name] = f"key shares: {records[ABORT].get(REASON_KEY)}"
+                failed[name] = f"key shares: {records[ABORT].get(REASON_KEY)!s}"
                 continue
             try:
                 self._shares[name] = _read_shares(records.get(KEYS), self, name, round)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 from flwr.app import ConfigRecord
 
@@ -134,22 +135,23 @@ class RoundInfo:
             run_tag=tag,
             salt=salt,
             round=round,
-            node_of=dict(zip(names, nodes, strict=True)),
+            node_of=dict(zip(cast(list[str], names), cast(list[int], nodes), strict=True)),
             degree=degree,
             threshold_setting=threshold_setting,
         )
 
 
-def header(*, run_tag: str, round: int, institution: str | None = None) -> dict[str, object]:
-    """Return the fields every protocol record starts with."""
-    fields: dict[str, object] = {
-        VERSION_KEY: PROTOCOL_VERSION,
-        RUN_TAG_KEY: run_tag,
-        ROUND_KEY: round,
-    }
+def header(
+    *,
+    run_tag: str,
+    round: int,
+    institution: str | None = None,
+) -> ConfigRecord:
+    """Start a protocol record: version, run tag, round (and the sender)."""
+    record = ConfigRecord({VERSION_KEY: PROTOCOL_VERSION, RUN_TAG_KEY: run_tag, ROUND_KEY: round})
     if institution is not None:
-        fields[INSTITUTION_KEY] = institution
-    return fields
+        record[INSTITUTION_KEY] = institution
+    return record
 
 
 def check_header(

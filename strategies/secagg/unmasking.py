@@ -153,13 +153,9 @@ class RoundUnmasker:
         needed = [j for j in dropped if set(info.graph[j]) & set(self._vectors)]
         out = {}
         for node in survivors:
-            record = ConfigRecord(
-                {
-                    **header(run_tag=info.run_tag, round=info.round),
-                    SURVIVORS_KEY: survivors,
-                    DROPPED_KEY: dropped,
-                }
-            )
+            record = header(run_tag=info.run_tag, round=info.round)
+            record[SURVIVORS_KEY] = survivors
+            record[DROPPED_KEY] = dropped
             for sender in info.graph[node]:
                 blob = self._sealed.get(sender, {}).get(node)
                 if blob is not None:

@@ -362,13 +362,10 @@ def _forged_advert(c: Consortium, name: str, *, signed_by: str) -> bytes:
 def _consistency_request(
     info: RoundInfo, survivors: Sequence[int], dropped: Sequence[int]
 ) -> ConfigRecord:
-    return ConfigRecord(
-        {
-            **header(run_tag=info.run_tag, round=info.round),
-            wire.SURVIVORS_KEY: sorted(survivors),
-            wire.DROPPED_KEY: sorted(dropped),
-        }
-    )
+    record = header(run_tag=info.run_tag, round=info.round)
+    record[wire.SURVIVORS_KEY] = sorted(survivors)
+    record[wire.DROPPED_KEY] = sorted(dropped)
+    return record
 
 
 def _state_bytes(context: Context) -> list[bytes]:
@@ -551,7 +548,8 @@ def test_coordinator_relaying_another_key_for_the_node_itself_aborts(tmp_path: P
 
 
 def _key_share_request(c: Consortium, adverts: Mapping[str, bytes]) -> Message:
-    request = ConfigRecord({**header(run_tag=c.keys.run_tag, round=1), wire.SALT_KEY: c.keys.salt})
+    request = header(run_tag=c.keys.run_tag, round=1)
+    request[wire.SALT_KEY] = c.keys.salt
     return Message(
         content=RecordDict({wire.KEYS: request, wire.ADVERTS: ConfigRecord(dict(adverts))}),
         dst_node_id=NODE_IDS["bank_a"],
