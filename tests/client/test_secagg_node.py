@@ -816,6 +816,20 @@ def test_bank_refuses_to_sign_a_second_different_survivor_set(tmp_path: Path) ->
     assert caught.value.stage is Stage.consistency
 
 
+def test_bank_refuses_to_sign_a_survivor_set_that_leaves_it_out(tmp_path: Path) -> None:
+    c = _consortium(tmp_path, secagg=CHECKED)
+    masked = _train(c, 1)
+    everyone = [NODE_IDS[n] for n in BANKS]
+    without_a = _consistency_request(
+        masked.info, [n for n in everyone if n != NODE_IDS["bank_a"]], [NODE_IDS["bank_a"]]
+    )
+
+    with pytest.raises(ProtocolAbort, match="leaves out this node") as caught:
+        c.sign("bank_a", without_a)
+
+    assert caught.value.stage is Stage.consistency
+
+
 def test_unmask_without_signing_is_refused_under_consistency_check(tmp_path: Path) -> None:
     c = _consortium(tmp_path, secagg=CHECKED)
     masked = _train(c, 1)
