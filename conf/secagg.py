@@ -31,6 +31,8 @@ class StageTimeouts:
 
     Parameters
     ----------
+    keys : float (default: 120.0)
+        Key-share stage (once per advertisement: at round 1, after a restart).
     train : float | None (default: None)
         Masked-update stage (the training round); ``None`` uses ``round_timeout``.
     consistency : float (default: 60.0)
@@ -39,12 +41,13 @@ class StageTimeouts:
         The unmask round.
     """
 
+    keys: float = field(default=120.0, metadata={"help": "key-share stage (s)"})
     train: float | None = field(default=None, metadata={"help": "masked-update stage (s)"})
     consistency: float = field(default=60.0, metadata={"help": "consistency round (s)"})
     unmask: float = field(default=60.0, metadata={"help": "unmask round (s)"})
 
     def __post_init__(self) -> None:
-        for name in ("train", "consistency", "unmask"):
+        for name in ("keys", "train", "consistency", "unmask"):
             value = getattr(self, name)
             if value is None and name == "train":
                 continue

@@ -100,7 +100,7 @@ def wrap_secure_aggregation(
         threshold=secagg.threshold,
         consistency_check=secagg.consistency_check,
         timeouts={
-            Stage.keys: secagg.timeouts.unmask,
+            Stage.keys: secagg.timeouts.keys,
             Stage.consistency: secagg.timeouts.consistency,
             Stage.unmask: secagg.timeouts.unmask,
         },
