@@ -36,7 +36,8 @@ update's delta; ``query.secagg_unmask`` and ``query.secagg_keys`` run ``unmask``
 ``key_shares``. The run config (state folder, manifest, institutions) is injected by a
 ClientApp mod. Each measurement provisions a fresh consortium (one Ed25519 key per
 bank and a manifest) in a temporary folder. The fixed-point encoding is
-``Encoding.for_run`` with 32-bit words and ``max_rows`` = 1000, the counterpart of
+``Encoding.for_run`` with fedrisk's default word size (``secagg.bits``, 64 since
+the 10-round parity measurement; 32 halves what travels) and ``max_rows`` = 1000, the counterpart of
 Flower's ``max_weight`` (it only sets the precision, not the work).
 
 How it is timed
