@@ -10,13 +10,18 @@ from rich.console import Console
 from rich.table import Table
 
 from fedrisk.audit.report import write_report
-from fedrisk.audit.verify import AuditInputError, audit_path
+from fedrisk.audit.report_page import render_audit, render_unusable, write_html
+from fedrisk.audit.verify import MANIFEST_FILE, AuditInputError, audit_path
 
 EXIT_OK, EXIT_VIOLATION, EXIT_UNUSABLE = 0, 1, 2
 
 
 def audit_command(argv: Sequence[str]) -> int:
-    """Run ``fedrisk audit PATH``; return 0 (all checks pass), 1 (violation), 2 (unusable)."""
+    """Run ``fedrisk audit PATH``; return 0 (all checks pass), 1 (violation), 2 (unusable).
+
+    Writes ``PATH/audit/report.json`` and ``PATH/audit/report.html``; when the input is
+    unusable but PATH is a folder with a manifest, only the HTML page saying why.
+    """
     if len(argv) != 1 or argv[0].startswith("-"):
         print("usage: fedrisk audit RUN_DIR_OR_LEDGER_FOLDER", file=sys.stderr)
         return EXIT_UNUSABLE
@@ -25,8 +30,14 @@ def audit_command(argv: Sequence[str]) -> int:
         report = audit_path(path)
     except AuditInputError as err:
         print(f"fedrisk audit: {err}", file=sys.stderr)
+        if path.is_dir() and (path / MANIFEST_FILE).is_file():
+            write_html(render_unusable(str(err), target=str(path)), path / "audit")
         return EXIT_UNUSABLE
     out = write_report(report, path / "audit")
+    run_directory = path.is_dir() and (path / "summary.json").is_file()
+    page = write_html(
+        render_audit(report, target=str(path), run_directory=run_directory), out.parent
+    )
     console = Console()
     table = Table(title=f"Privacy audit of {path}")
     for title in ("bank", "entries", "claimed ε", "recomputed ε", "independent ε", "budget ε"):
@@ -49,7 +60,7 @@ def audit_command(argv: Sequence[str]) -> int:
         if not check.passed:
             console.print(f"[red]✗[/red] {check.institution or '-'} {check.name}: {check.detail}")
     verdict = "every check passed" if report.passed else "VIOLATIONS found"
-    console.print(f"{verdict}; report: {out}")
+    console.print(f"{verdict}; report: {out} and {page.name}")
     return EXIT_OK if report.passed else EXIT_VIOLATION
 
 

@@ -74,6 +74,49 @@ class Recomputation:
     independent_failures: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class EpsilonPoint:
+    """One ledger entry's ε: as claimed, and as recomputed where it was.
+
+    Attributes
+    ----------
+    seq : int
+        The entry's sequence number.
+    run_id : str
+        The run that wrote the entry.
+    round : int
+        The round of that run.
+    claimed : float
+        The ε the entry claims (untrusted).
+    recomputed : float | None
+        Opacus ε from the mechanisms, or ``None`` where not recomputed (module Notes).
+    independent : float | None
+        dp_accounting ε, or ``None`` where not recomputed.
+    """
+
+    seq: int
+    run_id: str
+    round: int
+    claimed: float
+    recomputed: float | None
+    independent: float | None
+
+
+def epsilon_curve(entries: Sequence[LedgerEntry], again: Recomputation) -> list[EpsilonPoint]:
+    """Return one `EpsilonPoint` per entry, in ledger order, from `recompute`'s result."""
+    return [
+        EpsilonPoint(
+            seq=entry.seq,
+            run_id=entry.run_id,
+            round=entry.round,
+            claimed=entry.epsilon,
+            recomputed=again.same_library.get(entry.seq),
+            independent=again.independent.get(entry.seq),
+        )
+        for entry in entries
+    ]
+
+
 def checkpoints(entries: Sequence[LedgerEntry]) -> set[int]:
     """Return the indices of the last entry of each run and of the final entry."""
     last: dict[str, int] = {}

@@ -21,7 +21,7 @@ from fedrisk.audit.digests import (
     read_server_record,
     unrecorded_updates,
 )
-from fedrisk.audit.recompute import INDEPENDENT_OF, recompute
+from fedrisk.audit.recompute import INDEPENDENT_OF, EpsilonPoint, epsilon_curve, recompute
 from fedrisk.privacy.accountant import AccountantKind
 from fedrisk.privacy.ledger import LedgerEntry, LedgerTampered, read_ledger
 from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
@@ -70,10 +70,14 @@ class AuditReport:
         Per institution: ``entries``, ``rounds``, ``claimed_epsilon``,
         ``recomputed_epsilon``, ``independent_epsilon``, ``budget``, ``ledgers``,
         ``verdict``.
+    curves : dict[str, list[EpsilonPoint]]
+        Per verified ledger file name, its ε entry by entry (for plots; not in
+        ``report.json``).
     """
 
     checks: list[Check]
     institutions: dict[str, dict] = field(default_factory=dict)
+    curves: dict[str, list[EpsilonPoint]] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -124,10 +128,12 @@ def audit_path(path: Path) -> AuditReport:
         if path.is_dir() or record.name in by_institution  # one ledger file: its owner only
     ]
     rows: dict[str, list[dict]] = {}
+    curves: dict[str, list[EpsilonPoint]] = {}
     for record in audited:
         ledgers = by_institution.get(record.name, [])
         rows[record.name] = [
-            _audit_ledger(file, entries, record, server, checks) for file, entries in ledgers
+            _audit_ledger(file, entries, record, server, checks, curves)
+            for file, entries in ledgers
         ]
         if server is not None and all(entries is not None for _, entries in ledgers):
             verified = [entries for _, entries in ledgers if entries is not None]
@@ -140,7 +146,7 @@ def audit_path(path: Path) -> AuditReport:
         )
         for record in audited
     }
-    return AuditReport(checks=checks, institutions=summaries)
+    return AuditReport(checks=checks, institutions=summaries, curves=curves)
 
 
 def _locate(path: Path) -> tuple[Path, list[Path]]:
@@ -226,12 +232,14 @@ def _audit_ledger(
     record: InstitutionRecord,
     server: ServerRecord | None,
     checks: list[Check],
+    curves: dict[str, list[EpsilonPoint]],
 ) -> dict:
     row: dict = {"file": file.name}
     if entries is None:  # chain failed: the remaining checks are skipped
         return row
     name = record.name
     again = recompute(entries)
+    curves[file.name] = epsilon_curve(entries, again)
     checks.append(
         _check(
             "recompute",

@@ -13,7 +13,10 @@ commands:
                           --cfg job to print the composed configuration)
   audit PATH              verify every ledger in a run directory (or a folder of ledgers
                           with consortium.json) and recompute every ε independently;
-                          writes PATH/audit/report.json; exit 0 pass, 1 violation, 2 unusable
+                          writes PATH/audit/report.json and report.html; exit 0 pass,
+                          1 violation, 2 unusable
+  report RUN              render RUN/report.html from a run directory's files (overview,
+                          utility, privacy, secure aggregation, rounds); exit 2 if unusable
   version                 print the fedrisk version
 """
 
@@ -33,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fedrisk.audit.command import audit_command
 
         return audit_command(rest)
+    if command == "report":
+        from fedrisk.audit.run_report import report_command
+
+        return report_command(rest)
     if command == "version":
         from fedrisk import __version__
 
