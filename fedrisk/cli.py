@@ -15,6 +15,10 @@ commands:
                           with consortium.json) and recompute every ε independently;
                           writes PATH/audit/report.json and report.html; exit 0 pass,
                           1 violation, 2 unusable
+  audit empirical [--canaries=M] [--bank=NAME] [--beta=B] [OVERRIDES…]
+                          insert canaries into one bank's data, simulate, attack the final
+                          model, and report an empirical lower bound on ε beside the
+                          theoretical one (RUN/empirical/report.json)
   report RUN              render RUN/report.html from a run directory's files (overview,
                           utility, privacy, secure aggregation, rounds); exit 2 if unusable
   version                 print the fedrisk version
@@ -32,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fedrisk.simulations.entry import simulate
 
         return simulate(rest)
+    if command == "audit" and rest[:1] == ["empirical"]:
+        from fedrisk.simulations.empirical import empirical_audit_command
+
+        return empirical_audit_command(rest[1:])
     if command == "audit":
         from fedrisk.audit.command import audit_command
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,6 +21,13 @@ from fedrisk.data.errors import DataValidationError
 from fedrisk.privacy.ledger import LedgerTampered
 from fedrisk.server.roll_call import RollCallError
 from fedrisk.strategies.messages import build_run_config
+
+if TYPE_CHECKING:
+    from fedrisk.simulations.consortium import BuiltConsortium
+
+#: Called with the resolved settings and the written data, before the federation starts
+#: (e.g. to insert audit canaries into one institution's file).
+DataHook = Callable[[FedriskConfig, "BuiltConsortium"], None]
 
 CONFIG_MODULE = "fedrisk.conf"
 CONFIG_NAME = "config"
@@ -30,8 +38,11 @@ class SimulationError(RuntimeError):
     """A simulation could not run; the message is one readable line."""
 
 
-def simulate(argv: Sequence[str]) -> int:
-    """Run ``fedrisk simulate`` with Hydra overrides; return the exit code."""
+def simulate(argv: Sequence[str], *, data_hook: DataHook | None = None) -> int:
+    """Run ``fedrisk simulate`` with Hydra overrides; return the exit code.
+
+    ``data_hook``, if given, is passed on to :func:`run_simulation_job`.
+    """
     import hydra
 
     register_configs()
@@ -49,7 +60,7 @@ def simulate(argv: Sequence[str]) -> int:
 
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
-            run_simulation_job(cfg, run_dir)
+            run_simulation_job(cfg, run_dir, data_hook=data_hook)
         except (
             ConfigError,
             DataValidationError,
@@ -94,8 +105,14 @@ def check_overrides(overrides: Sequence[str]) -> FedriskConfig:
     return load_settings(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
 
 
-def run_simulation_job(cfg: DictConfig, run_dir: Path) -> dict:
-    """One simulated run: data, federation, baselines, records, comparison table."""
+def run_simulation_job(
+    cfg: DictConfig, run_dir: Path, *, data_hook: DataHook | None = None
+) -> dict:
+    """One simulated run: data, federation, baselines, records, comparison table.
+
+    ``data_hook(settings, built)`` runs after the institutions' files are written and
+    before anything reads them; it may rewrite them in place.
+    """
     import torch
     from rich.console import Console
 
@@ -116,6 +133,8 @@ def run_simulation_job(cfg: DictConfig, run_dir: Path) -> dict:
     console = Console(stderr=False)
     started = time.perf_counter()
     built = build_consortium(settings, run_dir / "data")
+    if data_hook is not None:
+        data_hook(settings, built)
     console.print(
         f"[bold]fedrisk[/bold] simulating consortium [cyan]{settings.consortium.name}[/cyan]: "
         f"{len(built.institutions)} institutions, task {settings.task.name}, strategy "
