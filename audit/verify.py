@@ -22,8 +22,8 @@ from fedrisk.audit.digests import (
     unrecorded_updates,
 )
 from fedrisk.audit.recompute import INDEPENDENT_OF, EpsilonPoint, epsilon_curve, recompute
-from fedrisk.privacy.accountant import AccountantKind
-from fedrisk.privacy.ledger import LedgerEntry, LedgerTampered, read_ledger
+from fedrisk.privacy.accountant import AccountantKind, epsilon_spent, independent_epsilon
+from fedrisk.privacy.ledger import LedgerEntry, LedgerTampered, history, read_ledger
 from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
 
 MANIFEST_FILE = "consortium.json"
@@ -289,6 +289,16 @@ def _audit_ledger(
         independent_epsilon={
             f"dp_accounting-{INDEPENDENT_OF[kind].value}": again.independent.get(last.seq)
         },
+    )
+    # The other accountant of each library, on the whole history, for comparison only:
+    # a different accountant gives a different (equally valid) ε, so no check uses it.
+    other = AccountantKind.prv if kind is AccountantKind.rdp else AccountantKind.rdp
+    releases = history(entries)
+    row["recomputed_epsilon"][f"opacus-{other.value}"] = epsilon_spent(
+        releases, delta=last.delta, accountant=other
+    )
+    row["independent_epsilon"][f"dp_accounting-{INDEPENDENT_OF[other].value}"] = (
+        independent_epsilon(releases, delta=last.delta, method=INDEPENDENT_OF[other])
     )
     return row
 

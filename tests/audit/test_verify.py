@@ -156,6 +156,12 @@ def test_clean_consortium_passes_every_check(clean: Consortium, tmp_path: Path) 
         a["claimed_epsilon"], rel=0.01
     )
     assert b["recomputed_epsilon"]["opacus-prv"] == pytest.approx(b["claimed_epsilon"], 1e-9)
+    # Both libraries' other accountant is reported too, for comparison (tighter or looser,
+    # never checked against the claim): PRV/PLD below RDP for the same history.
+    assert set(a["recomputed_epsilon"]) == {"opacus-rdp", "opacus-prv"}
+    assert set(a["independent_epsilon"]) == {"dp_accounting-rdp", "dp_accounting-pld"}
+    assert a["recomputed_epsilon"]["opacus-prv"] < a["recomputed_epsilon"]["opacus-rdp"]
+    assert b["independent_epsilon"]["dp_accounting-rdp"] > b["claimed_epsilon"]
     assert b["independent_epsilon"]["dp_accounting-pld"] == pytest.approx(
         b["claimed_epsilon"], abs=0.011, rel=0.01
     )
@@ -202,6 +208,20 @@ def test_false_epsilon_signed_with_own_key_fails_recomputation(consortium: Conso
     assert recompute and f"entry {ROUNDS}" in recompute[0]
     assert not report.passed
     assert ("chain", "bank_a") not in [(n, i) for n, i, _ in failed(report)]
+
+
+@pytest.mark.parametrize(("field", "value"), [("noise_multiplier", 0.5), ("sample_rate", 0.2)])
+def test_changed_mechanism_with_the_signature_left_as_is(
+    consortium: Consortium, field: str, value: float
+) -> None:
+    lines = consortium.lines("bank_a")
+    obj = json.loads(lines[2])
+    obj["mechanism"] = {**obj["mechanism"], field: value}
+    lines[2] = canonical_json(obj)
+    consortium.rewrite("bank_a", lines)
+
+    detail = only_failure(audit_path(consortium.root), "chain", "bank_a")
+    assert "entry 2 (line 3)" in detail and "signature" in detail
 
 
 def test_changed_noise_multiplier_resigned_with_another_key(consortium: Consortium) -> None:
