@@ -22,6 +22,7 @@ from fedrisk.audit.digests import (
     unrecorded_updates,
 )
 from fedrisk.audit.recompute import INDEPENDENT_OF, EpsilonPoint, epsilon_curve, recompute
+from fedrisk.audit.rounds import round_problems, run_mismatches
 from fedrisk.privacy.accountant import AccountantKind, epsilon_spent, independent_epsilon
 from fedrisk.privacy.ledger import LedgerEntry, LedgerTampered, history, read_ledger
 from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
@@ -140,6 +141,17 @@ def audit_path(path: Path) -> AuditReport:
             problems = unrecorded_updates(record.name, verified, server)
             ok = "every update the server received is in a ledger"
             checks.append(_check("digest", record.name, "server record", problems, ok))
+    if server is not None:
+        latest = {
+            record.name: entries[-1].run_id
+            for record in audited
+            for _, entries in by_institution.get(record.name, [])
+            if entries
+        }
+        problems = run_mismatches(latest)
+        checks.append(
+            _check("rounds", None, "run directory", problems, "every bank's latest run is one run")
+        )
     summaries = {
         record.name: _summary(
             record, rows[record.name], [c for c in checks if c.institution == record.name]
@@ -267,6 +279,9 @@ def _audit_ledger(
             "within budget",
         )
     )
+    checks.append(
+        _check("rounds", name, file.name, round_problems(entries), "one release per round")
+    )
     if server is not None:
         checks.append(
             _check(
@@ -303,7 +318,7 @@ def _audit_ledger(
     return row
 
 
-def _check(name: str, institution: str, where: str, problems: list[str], ok: str) -> Check:
+def _check(name: str, institution: str | None, where: str, problems: list[str], ok: str) -> Check:
     if not problems:
         return Check(name, institution, True, f"{where}: {ok}")
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""

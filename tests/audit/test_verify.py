@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedrisk.audit.report import write_report
+from fedrisk.audit.rounds import run_mismatches
 from fedrisk.audit.verify import AuditInputError, AuditReport, audit_path
 from fedrisk.privacy.accountant import AccountantKind, epsilon_spent
 from fedrisk.privacy.ledger import (
@@ -352,3 +353,17 @@ def test_unreadable_metrics(consortium: Consortium) -> None:
 
     with pytest.raises(AuditInputError, match=r"metrics\.jsonl, line 2"):
         audit_path(consortium.root)
+
+
+def test_a_round_recorded_twice_in_one_run(consortium: Consortium) -> None:
+    consortium.append("bank_a", ROUNDS)  # a second release for the last round
+
+    detail = only_failure(audit_path(consortium.root), "rounds", "bank_a")
+    assert f"round {ROUNDS}: 2 entries" in detail
+
+
+def test_banks_whose_latest_runs_differ_are_named() -> None:
+    assert run_mismatches({"bank_a": "r1", "bank_b": "r1", "bank_c": "r0"}) == [
+        "the banks' latest runs differ: most are in run r1, but bank_c (r0)"
+    ]
+    assert run_mismatches({"bank_a": "r1", "bank_b": "r1"}) == []
