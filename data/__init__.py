@@ -5,6 +5,7 @@ from fedrisk.data.errors import DataValidationError
 from fedrisk.data.loading import load_table
 from fedrisk.data.partition import by_column, dirichlet_label_skew, iid
 from fedrisk.data.schema import FeatureKind, FeatureSpec, TableSchema
+from fedrisk.data.schema_file import read_schema, schema_to_yaml
 from fedrisk.data.synthetic import (
     BankProfile,
     SyntheticConsortium,
@@ -28,4 +29,6 @@ __all__ = [
     "iid",
     "load_table",
     "power_law_sizes",
+    "read_schema",
+    "schema_to_yaml",
 ]

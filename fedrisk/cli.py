@@ -19,6 +19,13 @@ commands:
                           insert canaries into one bank's data, simulate, attack the final
                           model, and report an empirical lower bound on ε beside the
                           theoretical one (RUN/empirical/report.json)
+  data synth --institutions NAME[,NAME…] --out DIR [--task TASK] [--rows N] [--seed S]
+                          write one synthetic CSV per bank, a held-out CSV and the schema
+                          file the nodes validate against
+  consortium init --name NAME --institutions BANK,BANK[,…] --coordinator-host HOST[,…]
+                  --out DIR [--epsilon-budget E] [--delta D]
+                          create the consortium CA, the SuperLink's TLS certificate, each
+                          bank's signing and SuperNode keys, and consortium.json
   report RUN              render RUN/report.html from a run directory's files (overview,
                           utility, privacy, secure aggregation, rounds); exit 2 if unusable
   version                 print the fedrisk version
@@ -36,6 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fedrisk.simulations.entry import simulate
 
         return simulate(rest)
+    if command == "data" and rest[:1] == ["synth"]:
+        from fedrisk.simulations.synth_data import data_synth_command
+
+        return data_synth_command(rest[1:])
+    if command == "consortium":
+        from fedrisk.deploy.command import consortium_command
+
+        return consortium_command(rest)
     if command == "audit" and rest[:1] == ["empirical"]:
         from fedrisk.simulations.empirical import empirical_audit_command
 

@@ -2,6 +2,15 @@
 
 from fedrisk.secure.aead import IntegrityError, open_sealed, seal
 from fedrisk.secure.agreement import derive_pair_seed, generate_agreement_key, public_bytes
+from fedrisk.secure.certificates import (
+    certificate_pem,
+    generate_ca,
+    generate_node_auth_key,
+    issue_server_certificate,
+    node_auth_key_files,
+    private_key_pem,
+    write_new_file,
+)
 from fedrisk.secure.masks import mask_vector
 from fedrisk.secure.quantize import check_overflow, dequantize, quantize
 from fedrisk.secure.shamir import combine_seed, split_seed
@@ -19,15 +28,21 @@ from fedrisk.secure.signing import (
 __all__ = [
     "IntegrityError",
     "SignatureInvalid",
+    "certificate_pem",
     "check_overflow",
     "combine_seed",
     "dequantize",
     "derive_pair_seed",
     "generate_agreement_key",
+    "generate_ca",
+    "generate_node_auth_key",
     "generate_signing_key",
+    "issue_server_certificate",
     "load_private_key",
     "mask_vector",
+    "node_auth_key_files",
     "open_sealed",
+    "private_key_pem",
     "public_bytes",
     "public_key_from_text",
     "public_key_text",
@@ -37,4 +52,5 @@ __all__ = [
     "sign",
     "split_seed",
     "verify_signature",
+    "write_new_file",
 ]

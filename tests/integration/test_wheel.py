@@ -48,6 +48,7 @@ def test_wheel_puts_everything_under_fedrisk(wheel):
         "data",
         "audit",
         "simulations",
+        "deploy",
         "conf",
     ):
         assert f"fedrisk/{part}/__init__.py" in names
