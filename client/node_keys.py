@@ -8,7 +8,7 @@ secret-wrapping key, which seals what the node keeps in Flower's ``Context.state
 
 from __future__ import annotations
 
-import os
+import contextlib
 import secrets
 from pathlib import Path
 
@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.app import Context
 
 from fedrisk.privacy.manifest import ConsortiumManifest
-from fedrisk.secure.signing import KEY_FILE_MODE, load_private_key
+from fedrisk.secure.files import write_new_file
+from fedrisk.secure.signing import load_private_key
 from fedrisk.strategies import messages
 
 SIGNING_KEY_FILE = "signing_key.pem"
@@ -67,16 +68,12 @@ def wrap_key(state_dir: Path) -> bytes:
         If the key file exists with the wrong length.
     """
     path = state_dir / WRAP_KEY_FILE
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, KEY_FILE_MODE)
-    except FileExistsError:
-        key = path.read_bytes()
-        if len(key) != WRAP_KEY_SIZE:
-            raise ValueError(
-                f"{path} must hold {WRAP_KEY_SIZE} bytes; got {len(key)} (delete it to renew)"
-            ) from None
-        return key
-    key = secrets.token_bytes(WRAP_KEY_SIZE)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):  # another message created it first
+            write_new_file(path, secrets.token_bytes(WRAP_KEY_SIZE), private=True)
+    key = path.read_bytes()
+    if len(key) != WRAP_KEY_SIZE:
+        raise ValueError(
+            f"{path} must hold {WRAP_KEY_SIZE} bytes; got {len(key)} (delete it to renew)"
+        )
     return key

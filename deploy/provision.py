@@ -21,6 +21,7 @@ from fedrisk.client.node_keys import SIGNING_KEY_FILE
 from fedrisk.privacy.ledger_format import INSTITUTION_PATTERN
 from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
 from fedrisk.secure import certificates as certs
+from fedrisk.secure.files import write_new_file
 from fedrisk.secure.signing import generate_signing_key, public_key_text, save_private_key
 from fedrisk.strategies import messages
 
@@ -158,14 +159,14 @@ def _write_all(spec: ConsortiumSpec, out: Path) -> None:
     ca_pem = certs.certificate_pem(ca_cert)
 
     ca_dir, coordinator = out / CA_DIR, out / COORDINATOR_DIR
-    certs.write_new_file(ca_dir / CA_KEY_FILE, certs.private_key_pem(ca_key), private=True)
-    certs.write_new_file(ca_dir / CA_CERT_FILE, ca_pem, private=False)
+    write_new_file(ca_dir / CA_KEY_FILE, certs.private_key_pem(ca_key), private=True)
+    write_new_file(ca_dir / CA_CERT_FILE, ca_pem, private=False)
     _readme(ca_dir, _CA_README)
-    certs.write_new_file(coordinator / CA_CERT_FILE, ca_pem, private=False)
+    write_new_file(coordinator / CA_CERT_FILE, ca_pem, private=False)
     server_pem = certs.certificate_pem(server_cert)
-    certs.write_new_file(coordinator / SUPERLINK_CERT_FILE, server_pem, private=False)
+    write_new_file(coordinator / SUPERLINK_CERT_FILE, server_pem, private=False)
     key_pem = certs.private_key_pem(server_key)
-    certs.write_new_file(coordinator / SUPERLINK_KEY_FILE, key_pem, private=True)
+    write_new_file(coordinator / SUPERLINK_KEY_FILE, key_pem, private=True)
     os.mkdir(coordinator / SUPERNODE_KEYS_DIR, 0o755)
 
     records = []
@@ -182,18 +183,18 @@ def _write_all(spec: ConsortiumSpec, out: Path) -> None:
             )
         )
         auth_private, auth_public = certs.node_auth_key_files(certs.generate_node_auth_key())
-        certs.write_new_file(folder / NODE_AUTH_KEY_FILE, auth_private, private=True)
-        certs.write_new_file(folder / NODE_AUTH_PUBLIC_FILE, auth_public, private=False)
+        write_new_file(folder / NODE_AUTH_KEY_FILE, auth_private, private=True)
+        write_new_file(folder / NODE_AUTH_PUBLIC_FILE, auth_public, private=False)
         public_copy = coordinator / SUPERNODE_KEYS_DIR / f"{bank}.pub"
-        certs.write_new_file(public_copy, auth_public, private=False)
-        certs.write_new_file(folder / CA_CERT_FILE, ca_pem, private=False)
+        write_new_file(public_copy, auth_public, private=False)
+        write_new_file(folder / CA_CERT_FILE, ca_pem, private=False)
         _readme(folder, _bank_readme(bank, folder, hosts[0]))
 
     manifest = ConsortiumManifest(name=spec.name, institutions=tuple(records))
     manifest.save(coordinator / MANIFEST_FILE)
     manifest_bytes = (coordinator / MANIFEST_FILE).read_bytes()
     for bank in spec.institutions:
-        certs.write_new_file(out / bank / MANIFEST_FILE, manifest_bytes, private=False)
+        write_new_file(out / bank / MANIFEST_FILE, manifest_bytes, private=False)
     _readme(coordinator, _coordinator_readme(spec.institutions))
 
 
@@ -206,7 +207,7 @@ def _is_host(host: str) -> bool:
 
 
 def _readme(folder: Path, text: str) -> None:
-    certs.write_new_file(folder / README_FILE, text.encode("utf-8"), private=False)
+    write_new_file(folder / README_FILE, text.encode("utf-8"), private=False)
 
 
 _CA_README = f"""The consortium's certificate authority.

@@ -9,8 +9,8 @@ from fedrisk.secure.certificates import (
     issue_server_certificate,
     node_auth_key_files,
     private_key_pem,
-    write_new_file,
 )
+from fedrisk.secure.files import write_new_file
 from fedrisk.secure.masks import mask_vector
 from fedrisk.secure.quantize import check_overflow, dequantize, quantize
 from fedrisk.secure.shamir import combine_seed, split_seed

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,8 +20,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_VALID_DAYS = 5 * 365
 SERVER_VALID_DAYS = 365
-PRIVATE_FILE_MODE = 0o600
-PUBLIC_FILE_MODE = 0o644
 _BACKDATE = dt.timedelta(minutes=5)  # tolerate small clock skew between machines
 
 
@@ -173,32 +169,6 @@ def private_key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 def certificate_pem(cert: x509.Certificate) -> bytes:
     """Encode a certificate as PEM."""
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def write_new_file(path: Path, data: bytes, *, private: bool) -> None:
-    """Write ``data`` to a new file: mode 0600 when ``private``, else 0644.
-
-    Raises
-    ------
-    FileExistsError
-        If ``path`` already exists (key and certificate files are never overwritten).
-    """
-    mode = PRIVATE_FILE_MODE if private else PUBLIC_FILE_MODE
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
-    except FileExistsError:
-        message = f"`path` must not exist (refusing to overwrite); got {path}"
-        raise FileExistsError(message) from None
-    try:
-        os.fchmod(fd, mode)  # the umask may only have removed bits; be explicit
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
 
 
 def _builder(

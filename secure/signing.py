@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import stat
 from pathlib import Path
 
@@ -20,10 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from fedrisk.secure.files import write_new_file
+
 PUBLIC_KEY_SIZE = 32
 SIGNATURE_SIZE = 64
 CONTEXT_SEPARATOR = b"\x00"
-KEY_FILE_MODE = 0o600
 
 
 class SignatureInvalid(Exception):
@@ -69,22 +69,7 @@ def save_private_key(
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, KEY_FILE_MODE)
-    except FileExistsError:
-        raise FileExistsError(
-            f"`path` must not exist (refusing to overwrite a key file); got {path}"
-        ) from None
-    try:
-        os.fchmod(fd, KEY_FILE_MODE)  # the umask may only have removed bits; be explicit
-        with os.fdopen(fd, "wb") as file:
-            file.write(pem)
-            file.flush()
-            os.fsync(file.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    write_new_file(Path(path), pem, private=True)
 
 
 def load_private_key(path: Path, *, passphrase: bytes | None = None) -> Ed25519PrivateKey:

@@ -23,8 +23,8 @@ from fedrisk.secure.certificates import (
     issue_server_certificate,
     node_auth_key_files,
     private_key_pem,
-    write_new_file,
 )
+from fedrisk.secure.files import write_new_file
 
 
 @pytest.fixture(scope="module")
