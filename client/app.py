@@ -27,7 +27,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 from fedrisk.client import private_round, secagg_node, secure_update
 from fedrisk.client.faults import fault_mod
 from fedrisk.client.node_data import institution_seed
-from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup
+from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup, row_metrics
 from fedrisk.client.private_update import TrainedUpdate, train_private_update
 from fedrisk.client.secure_handlers import (
     abort_reply,
@@ -62,7 +62,7 @@ def query(msg: Message, context: Context) -> Message:
     """
     setup = node_setup(context)
     secagg = setup.settings.secagg
-    metrics = MetricRecord() if secagg.enabled else MetricRecord({WEIGHT_KEY: setup.data.n_train})
+    metrics = row_metrics(setup)
     content = RecordDict({messages.NODE: node_record(setup), messages.METRICS: metrics})
     if secagg.enabled:
         try:

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 
 from fedrisk.client.node_data import NodeData, load_node_data
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
 from fedrisk.models.tabular import build_model
-from fedrisk.strategies import messages
+from fedrisk.strategies import WEIGHT_KEY, messages
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,13 @@ def local_model(setup: NodeSetup, arrays: ArrayRecord) -> torch.nn.Module:
 def node_record(setup: NodeSetup) -> ConfigRecord:
     """Build the record that names this institution in every reply."""
     return ConfigRecord({messages.INSTITUTION: setup.institution})
+
+
+def row_metrics(setup: NodeSetup) -> MetricRecord:
+    """Build the metrics that carry the training-row count.
+
+    Empty under secure aggregation: there the count travels only masked.
+    """
+    if setup.settings.secagg.enabled:
+        return MetricRecord()
+    return MetricRecord({WEIGHT_KEY: setup.data.n_train})

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
 
 from fedrisk.client import private_round
 from fedrisk.client.dp_trainer import train_private
 from fedrisk.client.node_data import institution_seed
-from fedrisk.client.node_setup import NodeSetup, node_record
+from fedrisk.client.node_setup import NodeSetup, node_record, row_metrics
 from fedrisk.models.tabular import get_weights
 from fedrisk.privacy.calibration import PrivacyPlanError
-from fedrisk.strategies import WEIGHT_KEY, messages
+from fedrisk.strategies import messages
 
 
 @dataclass
@@ -92,11 +92,7 @@ def train_private_update(
 
 def refusal_content(setup: NodeSetup, refusal: ConfigRecord) -> RecordDict:
     """Build a reply that declines to train (no row count under secure aggregation)."""
-    metrics = (
-        MetricRecord()
-        if setup.settings.secagg.enabled
-        else MetricRecord({WEIGHT_KEY: setup.data.n_train})
-    )
+    metrics = row_metrics(setup)
     return RecordDict(
         {
             messages.NODE: node_record(setup),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flwr.app import Context, Message, RecordDict
 
 from fedrisk.client import secagg_node
@@ -44,33 +46,40 @@ def check_rows(setup: NodeSetup) -> None:
 
 def unmask(msg: Message, context: Context) -> Message:
     """Reveal this institution's part of the round's unmasking."""
-    setup = node_setup(context)
-    try:
-        content = secagg_node.unmask(
+    return _answer(
+        msg,
+        context,
+        lambda setup: secagg_node.unmask(
             msg, context, secagg=setup.settings.secagg, institution=setup.institution
-        )
-    except ProtocolAbort as err:
-        return abort_reply(msg, setup, err)
-    return Message(content=content, reply_to=msg)
+        ),
+    )
 
 
 def consistency(msg: Message, context: Context) -> Message:
     """Sign the survivor set of the round (optional consistency round)."""
-    setup = node_setup(context)
-    try:
-        content = secagg_node.consistency(
+    return _answer(
+        msg,
+        context,
+        lambda setup: secagg_node.consistency(
             msg, context, secagg=setup.settings.secagg, institution=setup.institution
-        )
-    except ProtocolAbort as err:
-        return abort_reply(msg, setup, err)
-    return Message(content=content, reply_to=msg)
+        ),
+    )
 
 
 def key_shares(msg: Message, context: Context) -> Message:
     """Hand out sealed shares of this institution's round keys (once per advertisement)."""
+    return _answer(
+        msg,
+        context,
+        lambda setup: secagg_node.key_shares(msg, context, institution=setup.institution),
+    )
+
+
+def _answer(msg: Message, context: Context, step: Callable[[NodeSetup], RecordDict]) -> Message:
+    """Run one protocol step for this node; a protocol abort becomes an abort reply."""
     setup = node_setup(context)
     try:
-        content = secagg_node.key_shares(msg, context, institution=setup.institution)
+        content = step(setup)
     except ProtocolAbort as err:
         return abort_reply(msg, setup, err)
     return Message(content=content, reply_to=msg)
