@@ -98,7 +98,9 @@ def roll_call(
             for reply in replies:
                 src = reply.metadata.src_node_id
                 if reply.has_error():
-                    rejected[src] = f"roll call failed: {reply.error.reason}"
+                    rejected[src] = (
+                        f"roll call failed: {messages.error_summary(reply.error.reason)}"
+                    )
                     continue
                 try:
                     name = messages.text(

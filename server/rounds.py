@@ -297,7 +297,7 @@ class RoundLoop:
 
     def _failures(self, sent: Iterable[Message], replies: list[Message]) -> dict[str, str]:
         failures = {
-            self._name(r): f"error: {messages.error_summary(r.error.reason or '')}"
+            self._name(r): f"error: {messages.error_summary(r.error.reason)}"
             for r in replies
             if r.has_error()
         }

@@ -160,12 +160,13 @@ def update_digest(arrays: ArrayRecord) -> str:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def error_summary(reason: str) -> str:
+def error_summary(reason: str | None) -> str:
     """Condense a node's error reply (often a whole remote traceback) to one line.
 
     Flower wraps a ClientApp exception as ``... Message: <text>``; the text after the
     last such marker is kept, else the last non-empty line.
     """
+    reason = reason or ""
     text = _ANSI.sub("", reason)
     marker = "Message: "
     if marker in text:

@@ -131,7 +131,7 @@ class KeyRegistry:
             if name is None:
                 continue
             if reply.has_error():
-                failed[name] = f"key shares: {error_summary(reply.error.reason or '')}"
+                failed[name] = f"key shares: {error_summary(reply.error.reason)}"
                 continue
             records = reply.content.config_records
             if ABORT in records:
