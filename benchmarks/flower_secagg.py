@@ -221,15 +221,9 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
 
     Not for repeated use in one process: Ray does not restart cleanly.
     """
-    import logging
-
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    for name in ("flwr", "flwr.common.logger"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_simulation()
     from flwr.simulation import run_simulation
 
-    logging.getLogger("flwr").setLevel(logging.WARNING)
     marks: list[float] = []
     final: list[Any] = []
     server, client = build_apps(
@@ -257,22 +251,53 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def spawn(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run :func:`run_in_process` in a fresh process group; kill it after ``timeout`` s."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+def quiet_simulation() -> None:
+    """Keep Ray and Flower to warnings in a worker process."""
+    import logging
+
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    for name in ("flwr", "flwr.common.logger"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def spawn_worker(
+    script: Path,
+    spec: dict[str, Any],
+    timeout: float,
+    *,
+    tag: str,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``script --worker SPEC`` in a fresh process group and parse its ``tag`` line.
+
+    Raises
+    ------
+    FlowerTimeoutError
+        After ``timeout`` s (the worker and the Ray processes it started are killed).
+    FlowerRunError
+        If the worker fails or prints no result line.
+    """
+    command = [sys.executable, str(script.resolve()), "--worker", json.dumps(spec)]
     pipe = subprocess.PIPE
-    proc = subprocess.Popen(command, stdout=pipe, stderr=pipe, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        command, stdout=pipe, stderr=pipe, text=True, start_new_session=True, env=env
+    )
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the worker and the Ray processes it started
         proc.communicate()
         raise FlowerTimeoutError(f"skipped: > {timeout:g} s") from None
-    lines = [line for line in stdout.splitlines() if line.startswith(TAG)]
+    lines = [line for line in stdout.splitlines() if line.startswith(tag)]
     if proc.returncode != 0 or not lines:
-        tail = stderr[-3000:]
-        raise FlowerRunError(f"worker failed (exit {proc.returncode}):\n{tail}")
-    return json.loads(lines[-1][len(TAG) :])
+        raise FlowerRunError(f"worker failed (exit {proc.returncode}):\n{stderr[-3000:]}")
+    return json.loads(lines[-1][len(tag) :])
+
+
+def spawn(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Run :func:`run_in_process` in a fresh process group; kill it after ``timeout`` s."""
+    return spawn_worker(Path(__file__), spec, timeout, tag=TAG)
 
 
 def make_spec(

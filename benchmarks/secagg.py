@@ -78,9 +78,7 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -101,6 +99,8 @@ from flower_secagg import (  # noqa: E402 - after putting the benchmarks folder 
     full_graph,
     int_list,
     measure_flower,
+    quiet_simulation,
+    spawn_worker,
     spread,
 )
 
@@ -189,8 +189,6 @@ def build_apps(
     round's aggregation), ``rollcall_s``, per-round ``records`` and, with
     ``spec["check"]``, the per-round ``check`` against the exact weighted mean.
     """
-    from collections.abc import Callable
-
     import numpy as np
     from flwr.app import (
         Array,
@@ -206,6 +204,7 @@ def build_apps(
     from flwr.serverapp.strategy import FedAvg
 
     from fedrisk.client import secagg_node
+    from fedrisk.client.app import run_config_mod
     from fedrisk.privacy.manifest import ConsortiumManifest
     from fedrisk.server.roll_call import roll_call
     from fedrisk.strategies import messages
@@ -285,19 +284,7 @@ def build_apps(
                 checks.append(check_round(arrays, new, record, spec, rnd))
             arrays = new
 
-    def inject(
-        msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
-    ) -> Message:
-        merged = Context(
-            run_id=context.run_id,
-            node_id=context.node_id,
-            node_config=context.node_config,
-            state=context.state,
-            run_config={**context.run_config, **run_config},
-        )
-        return call_next(msg, merged)
-
-    client = ClientApp(mods=[inject])
+    client = ClientApp(mods=[run_config_mod(run_config)])
 
     def identity(context: Context) -> tuple[int, str]:
         pid = int(context.node_config[messages.PARTITION_ID])
@@ -415,15 +402,9 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
 
     Not for repeated use in one process: Ray does not restart cleanly.
     """
-    import logging
-
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    for name in ("flwr", "flwr.common.logger"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_simulation()
     from flwr.simulation import run_simulation
 
-    logging.getLogger("flwr").setLevel(logging.WARNING)
     names = institution_names(spec["n_clients"])
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="fedrisk-secagg-bench-") as tmp:
@@ -447,23 +428,12 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
 
 def spawn(spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Run :func:`run_in_process` in a fresh process group; kill it after ``timeout`` s."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     env = dict(os.environ)  # Ray's workers must import flower_secagg as the driver does
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BENCH_DIR), env.get("PYTHONPATH")) if p)
-    pipe = subprocess.PIPE
-    proc = subprocess.Popen(
-        command, stdout=pipe, stderr=pipe, text=True, start_new_session=True, env=env
-    )
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and the Ray processes it started
-        proc.communicate()
-        raise FlowerTimeoutError(f"skipped: > {timeout:g} s") from None
-    lines = [line for line in stdout.splitlines() if line.startswith(TAG)]
-    if proc.returncode != 0 or not lines:
-        raise SecAggRunError(f"worker failed (exit {proc.returncode}):\n{stderr[-3000:]}")
-    return json.loads(lines[-1][len(TAG) :])
+        return spawn_worker(Path(__file__), spec, timeout, tag=TAG, env=env)
+    except FlowerRunError as err:
+        raise SecAggRunError(str(err)) from None
 
 
 def measure_fedrisk(

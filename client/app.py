@@ -232,7 +232,7 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
         supplies the run config itself; the simulation entry point passes it here
         because ``flwr.simulation.run_simulation`` has no run-config argument.
     """
-    mods = [] if run_config is None else [_run_config_mod(dict(run_config))]
+    mods = [] if run_config is None else [run_config_mod(dict(run_config))]
     mods += [fault_mod, central_clipping_mod]
     client = ClientApp(mods=mods)
     client.query()(query)
@@ -244,9 +244,14 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     return client
 
 
-def _run_config_mod(
+def run_config_mod(
     entries: dict[str, str],
 ) -> Callable[[Message, Context, Callable[[Message, Context], Message]], Message]:
+    """Build a mod that merges ``entries`` into every message's ``context.run_config``.
+
+    ``flwr.simulation.run_simulation`` cannot pass a run config to the ClientApps.
+    """
+
     def inject(
         msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
     ) -> Message:
