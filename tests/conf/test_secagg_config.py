@@ -101,13 +101,13 @@ def test_threshold_valid_for_the_effective_full_graph_is_accepted_with_a_large_d
     # threshold of 3 is a strict majority of the shares that actually exist.
     config = SecAggConfig(mode="secaggplus", degree=8, threshold=3)
 
-    assert config.checked_for(5) > 0
+    assert config.checked_for(5) == 58  # 5 × 4 × 2^58 < 2^63 ≤ 5 × 4 × 2^59
 
 
 def test_checked_for_accepts_row_counts_just_below_the_limit() -> None:
     config = SecAggConfig(mode="secaggplus", bits=32, max_rows=2**31 // 3 - 1, clip=1.0)
 
-    assert config.checked_for(3) >= 0
+    assert config.checked_for(3) == 29  # 3 × 1 × 2^29 < 2^31 ≤ 3 × 1 × 2^30
 
 
 @pytest.mark.parametrize(
