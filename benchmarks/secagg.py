@@ -56,11 +56,13 @@ Variants are interleaved within each repeat so load drift hits all of them.
 Notes
 -----
 Flower 1.41's simulation engine polls twice per message exchange, every 0.1 s each
-(``InMemoryGrid.send_and_receive``'s ``pull_interval`` and the Fleet side's queue;
-see the Notes of ``flower_secagg.py``). Rounds therefore come out in steps of about
-0.1 s per exchange: fedrisk's secure round has two exchanges against plain's one,
-Flower's SecAgg+ round four. That granularity is part of the cost on this engine and
-is left as it is.
+(``InMemoryGrid.send_and_receive``'s ``pull_interval`` and the Fleet side's queue,
+``vce_api.add_messages_to_queue``; see the Notes of ``flower_secagg.py``). Both fedrisk
+variants wait for replies through ``fedrisk.server.prompt_grid.PromptGrid``, as
+fedrisk's ServerApp does, which removes the first; the Fleet side's tick remains, so
+rounds still come out in steps of about 0.1 s per exchange: fedrisk's secure round
+has two exchanges against plain's one, Flower's SecAgg+ round four. That
+granularity is part of the cost on this engine and is left as it is.
 
 Examples
 --------
@@ -206,6 +208,7 @@ def build_apps(
     from fedrisk.client import secagg_node
     from fedrisk.client.app import run_config_mod
     from fedrisk.privacy.manifest import ConsortiumManifest
+    from fedrisk.server.prompt_grid import PromptGrid
     from fedrisk.server.roll_call import roll_call
     from fedrisk.strategies import messages
     from fedrisk.strategies.factory import WEIGHT_KEY
@@ -229,7 +232,8 @@ def build_apps(
     server = ServerApp()
 
     @server.main()
-    def _main(grid: Grid, context: Context) -> None:
+    def _main(flower_grid: Grid, context: Context) -> None:
+        grid = PromptGrid(flower_grid)  # as fedrisk's ServerApp does
         strategy = FedAvg(
             fraction_train=1.0,
             fraction_evaluate=0.0,

@@ -21,6 +21,7 @@ from fedrisk.models.tabular import build_model
 from fedrisk.privacy.manifest import ConsortiumManifest
 from fedrisk.server.evaluation import CentralEvaluator, HeldOutSet
 from fedrisk.server.plots import plot_rounds
+from fedrisk.server.prompt_grid import PromptGrid
 from fedrisk.server.records import (
     MODEL_FILE,
     SUMMARY_FILE,
@@ -57,7 +58,12 @@ def make_server_app(run_config: Mapping[str, str] | None = None) -> ServerApp:
     def main(grid: Grid, context: Context) -> None:
         config = dict(run_config) if run_config is not None else dict(context.run_config)
         settings = settings_from_run_config(config)
-        coordinate(grid, settings, run_dir=Path(str(config[messages.RUN_DIR])), run_config=config)
+        coordinate(
+            PromptGrid(grid),
+            settings,
+            run_dir=Path(str(config[messages.RUN_DIR])),
+            run_config=config,
+        )
 
     return server
 

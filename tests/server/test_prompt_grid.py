@@ -1,0 +1,119 @@
+"""PromptGrid: replies are collected with short, growing pull intervals.
+
+Flower's real grids are exercised by every simulation test (fedrisk's ServerApp wraps
+the grid it is given); here a scripted grid releases each reply at a set time so the
+polling loop itself can be checked: all replies, only pending ids, the timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+
+import pytest
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.serverapp import Grid
+from flwr.supercore.run import Run
+from flwr.supercore.task_identity import TaskIdentity
+
+from fedrisk.server.prompt_grid import (
+    BACKOFF,
+    FIRST_PULL_S,
+    LONGEST_PULL_S,
+    PromptGrid,
+    pull_delays,
+)
+
+
+@pytest.fixture(autouse=True)
+def _task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages take their run and task ids from the running task, as in a ServerApp."""
+    for attribute in ("_run_id", "_node_id", "_task_id"):
+        monkeypatch.setattr(TaskIdentity, attribute, 1)
+
+
+class ScriptedGrid(Grid):
+    """Answer message ``i`` once ``delays[i]`` seconds have passed since the push."""
+
+    def __init__(self, delays: list[float]) -> None:
+        self.delays = delays
+        self.pulls: list[set[str]] = []
+        self._ready: dict[str, tuple[float, Message]] = {}
+
+    def set_run(self, run: Run) -> None:
+        raise NotImplementedError
+
+    @property
+    def run(self) -> Run:
+        raise NotImplementedError
+
+    def create_message(self, *args: object, **kwargs: object) -> Message:  # type: ignore[override]
+        raise NotImplementedError
+
+    def get_node_ids(self) -> Iterable[int]:
+        return [1, 2, 3]
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        ids = []
+        now = time.monotonic()
+        for i, message in enumerate(messages):
+            message_id = f"m{i}"
+            message.metadata.__dict__["_message_id"] = message_id
+            reply = Message(RecordDict({"r": ConfigRecord({"i": i})}), reply_to=message)
+            self._ready[message_id] = (now + self.delays[i], reply)
+            ids.append(message_id)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        wanted = set(message_ids)
+        self.pulls.append(wanted)
+        now = time.monotonic()
+        out = [reply for mid, (at, reply) in self._ready.items() if mid in wanted and at <= now]
+        for reply in out:
+            del self._ready[reply.metadata.reply_to_message_id]
+        return out
+
+    def send_and_receive(
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> Iterable[Message]:
+        raise AssertionError("PromptGrid must not use the wrapped grid's own waiting")
+
+
+def outgoing(n: int) -> list[Message]:
+    return [
+        Message(RecordDict({"q": ConfigRecord({"i": i})}), dst_node_id=i + 1, message_type="query")
+        for i in range(n)
+    ]
+
+
+def test_delays_grow_geometrically_to_the_cap() -> None:
+    delays = list(itertools.islice(pull_delays(), 30))
+    assert delays[0] == FIRST_PULL_S
+    assert delays[1] == pytest.approx(FIRST_PULL_S * BACKOFF)
+    assert all(b >= a for a, b in itertools.pairwise(delays))
+    assert delays[-1] == LONGEST_PULL_S
+    assert max(delays) == LONGEST_PULL_S
+
+
+def test_collects_every_reply_and_pulls_only_pending_ids() -> None:
+    grid = ScriptedGrid([0.0, 0.02, 0.05])
+    replies = list(PromptGrid(grid).send_and_receive(outgoing(3), timeout=5))
+    assert sorted(r.content.config_records["r"]["i"] for r in replies) == [0, 1, 2]
+    assert grid.pulls[0] == {"m0", "m1", "m2"}
+    assert grid.pulls[-1] == {"m2"}
+    # the last reply is noticed promptly, not at Flower's 0.1 s (simulation) or 3 s pace
+    assert len(grid.pulls) >= 3
+
+
+def test_returns_what_arrived_when_the_timeout_passes() -> None:
+    grid = ScriptedGrid([0.0, 60.0])
+    began = time.monotonic()
+    replies = list(PromptGrid(grid).send_and_receive(outgoing(2), timeout=0.3))
+    waited = time.monotonic() - began
+    assert [r.content.config_records["r"]["i"] for r in replies] == [0]
+    assert 0.3 <= waited < 5.0
+
+
+def test_delegates_node_ids() -> None:
+    assert list(PromptGrid(ScriptedGrid([])).get_node_ids()) == [1, 2, 3]
