@@ -12,7 +12,8 @@ from rich.table import Table
 
 from fedrisk.audit.report import write_report
 from fedrisk.audit.report_page import render_audit, render_unusable, write_html
-from fedrisk.audit.verify import MANIFEST_FILE, AuditInputError, audit_path
+from fedrisk.audit.verify import AuditInputError, audit_path
+from fedrisk.privacy.manifest import MANIFEST_FILE
 
 EXIT_OK, EXIT_VIOLATION, EXIT_UNUSABLE = 0, 1, 2
 

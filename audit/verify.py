@@ -9,7 +9,6 @@ client, the server or the simulations.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,12 +24,10 @@ from fedrisk.audit.recompute import INDEPENDENT_OF, EpsilonPoint, epsilon_curve,
 from fedrisk.audit.rounds import round_problems, run_mismatches
 from fedrisk.privacy.accountant import AccountantKind, epsilon_spent, independent_epsilon
 from fedrisk.privacy.ledger import LedgerEntry, LedgerTampered, history, read_ledger
-from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
+from fedrisk.privacy.ledger_format import LEDGER_FILE_NAME, LEDGERS_DIR
+from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest, InstitutionRecord
 
-MANIFEST_FILE = "consortium.json"
-LEDGERS_DIR = "ledgers"
 METRICS_FILE = "metrics.jsonl"
-LEDGER_NAME = re.compile(r"ledger-(?P<institution>.+)-(?P<fingerprint>[0-9a-f]{16})\.jsonl")
 
 
 class AuditInputError(Exception):
@@ -165,7 +162,7 @@ def _locate(path: Path) -> tuple[Path, list[Path]]:
     if not path.exists():
         raise AuditInputError(f"{path}: no such file or directory")
     if path.is_file():
-        if not LEDGER_NAME.fullmatch(path.name):
+        if not LEDGER_FILE_NAME.fullmatch(path.name):
             raise AuditInputError(
                 f"{path}: not a ledger (expected ledger-<institution>-<fingerprint>.jsonl)"
             )
@@ -179,7 +176,7 @@ def _locate(path: Path) -> tuple[Path, list[Path]]:
         raise AuditInputError(f"{path}: no {MANIFEST_FILE} (not a run directory or ledger folder)")
     folder = path / LEDGERS_DIR if (path / LEDGERS_DIR).is_dir() else path
     files = sorted(folder.glob("ledger-*.jsonl"))
-    strays = [file.name for file in files if not LEDGER_NAME.fullmatch(file.name)]
+    strays = [file.name for file in files if not LEDGER_FILE_NAME.fullmatch(file.name)]
     if strays:
         raise AuditInputError(f"{folder / strays[0]}: not a ledger file name")
     if not files:
@@ -204,7 +201,7 @@ def _load_server_record(path: Path) -> ServerRecord | None:
 
 
 def _ledger_name(file: Path) -> tuple[str, str]:
-    match = LEDGER_NAME.fullmatch(file.name)
+    match = LEDGER_FILE_NAME.fullmatch(file.name)
     if match is None:
         raise AuditInputError(f"{file}: not a ledger file name")
     return match["institution"], match["fingerprint"]

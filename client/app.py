@@ -26,6 +26,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from fedrisk.client import private_round, secagg_node, secure_update
 from fedrisk.client.faults import fault_mod
+from fedrisk.client.ledger_reply import ledger
 from fedrisk.client.node_data import institution_seed
 from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup, row_metrics
 from fedrisk.client.private_update import TrainedUpdate, train_private_update
@@ -50,6 +51,7 @@ from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
 UNMASK_ACTION = wire.UNMASK_MESSAGE_TYPE.split(".", 1)[1]
 CONSISTENCY_ACTION = wire.CONSISTENCY_MESSAGE_TYPE.split(".", 1)[1]
 KEYS_ACTION = wire.KEYS_MESSAGE_TYPE.split(".", 1)[1]
+LEDGER_ACTION = messages.LEDGER_MESSAGE_TYPE.split(".", 1)[1]
 
 
 def query(msg: Message, context: Context) -> Message:
@@ -241,6 +243,7 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     client.query(UNMASK_ACTION)(unmask)
     client.query(CONSISTENCY_ACTION)(consistency)
     client.query(KEYS_ACTION)(key_shares)
+    client.query(LEDGER_ACTION)(ledger)
     return client
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fedrisk.client.node_keys import SIGNING_KEY_FILE
 from fedrisk.privacy.ledger_format import INSTITUTION_PATTERN
-from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
+from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest, InstitutionRecord
 from fedrisk.secure import certificates as certs
 from fedrisk.secure.files import write_new_file
 from fedrisk.secure.signing import generate_signing_key, public_key_text, save_private_key
@@ -34,7 +34,6 @@ SUPERLINK_KEY_FILE = "superlink_key.pem"
 SUPERNODE_KEYS_DIR = "supernode_public_keys"
 NODE_AUTH_KEY_FILE = "supernode_auth_key"
 NODE_AUTH_PUBLIC_FILE = "supernode_auth_key.pub"
-MANIFEST_FILE = "consortium.json"
 README_FILE = "README.txt"
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 FLEET_PORT = 8000  # Flower 1.41 serves the Fleet API over HTTPS on --host/--port

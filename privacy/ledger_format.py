@@ -21,6 +21,11 @@ from pathlib import Path
 
 from fedrisk.privacy.mechanism import PoissonGaussian
 
+#: Folder of a run directory that holds the institutions' verified ledgers.
+LEDGERS_DIR = "ledgers"
+#: A ledger file's name: ``ledger-<institution>-<first 16 hex of the fingerprint>.jsonl``.
+LEDGER_FILE_NAME = re.compile(r"ledger-(?P<institution>.+)-(?P<fingerprint>[0-9a-f]{16})\.jsonl")
+
 LEDGER_VERSION = 1
 LEDGER_SIGNATURE_CONTEXT = b"fedrisk/ledger-entry/v1"
 GENESIS_HASH = "00" * 32

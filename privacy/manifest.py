@@ -17,6 +17,9 @@ from fedrisk.privacy.atomic_file import write_atomically
 from fedrisk.privacy.ledger_format import INSTITUTION_PATTERN
 from fedrisk.secure.signing import public_key_from_text
 
+#: File name of the consortium manifest in every provisioned folder and run directory.
+MANIFEST_FILE = "consortium.json"
+
 MANIFEST_VERSION = 1
 _INSTITUTION_KEYS = ("budget_delta", "budget_epsilon", "name", "public_key")
 _MANIFEST_KEYS = ("institutions", "name", "version")

@@ -18,8 +18,9 @@ from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
 from fedrisk.conf.secagg import FailurePolicy
 from fedrisk.models.tabular import build_model
-from fedrisk.privacy.manifest import ConsortiumManifest
+from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest
 from fedrisk.server.evaluation import CentralEvaluator, HeldOutSet
+from fedrisk.server.ledger_collection import collect_ledgers
 from fedrisk.server.plots import plot_rounds
 from fedrisk.server.prompt_grid import PromptGrid
 from fedrisk.server.records import (
@@ -124,6 +125,11 @@ def coordinate(
     result = loop.run(initial)
 
     save_model(run_dir / MODEL_FILE, result.arrays)
+    ledgers = (
+        _collect_ledgers(grid, settings, roster, run_dir, run_config)
+        if settings.privacy.mode is PrivacyMode.dpsgd
+        else {}
+    )
     budgets = {
         name: figures[messages.EPSILON_BUDGET]
         for name, figures in result.privacy.items()
@@ -139,7 +145,10 @@ def coordinate(
             "global": result.last_central,
             "federated": result.last_federated,
             "institutions": {
-                name: institution_summary(name, roster.n_train.get(name), result, settings)
+                name: {
+                    **institution_summary(name, roster.n_train.get(name), result, settings),
+                    **ledgers.get(name, {}),
+                }
                 for name in roster.institutions
             },
             "refusals": result.refusals,
@@ -180,6 +189,24 @@ def _run_keys(settings: FedriskConfig, run_config: Mapping[str, object]) -> RunK
         )
     manifest = ConsortiumManifest.load(Path(str(path)))
     return RunKeys.fresh({r.name: manifest.public_key(r.name) for r in manifest.institutions})
+
+
+def _collect_ledgers(
+    grid: Grid,
+    settings: FedriskConfig,
+    roster: Roster,
+    run_dir: Path,
+    run_config: Mapping[str, object],
+) -> dict[str, dict[str, object]]:
+    """Keep a verified copy of every institution's ledger, and the manifest, in ``run_dir``."""
+    source = Path(str(run_config[messages.MANIFEST]))
+    manifest = ConsortiumManifest.load(source)
+    copy = run_dir / MANIFEST_FILE
+    if not copy.exists():
+        manifest.save(copy)
+    return collect_ledgers(
+        grid, dict(roster.node_of), manifest, run_dir, timeout=settings.round_timeout
+    )
 
 
 def _secure(

@@ -124,7 +124,7 @@ def run_simulation_job(
         resolve_schema,
     )
     from fedrisk.simulations.engine import run_consortium
-    from fedrisk.simulations.provision import collect_ledgers, provision
+    from fedrisk.simulations.provision import provision
     from fedrisk.simulations.report import merge_summary, print_comparison
 
     settings = resolve_schema(load_settings(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
@@ -164,7 +164,6 @@ def run_simulation_job(
     if not (run_dir / "summary.json").exists():
         raise SimulationError(f"the federation ended without a summary; see the log in {run_dir}")
     federated_seconds = time.perf_counter() - started
-    ledgers = collect_ledgers(provisioned, run_dir) if provisioned else {}
     baselines = None
     if settings.simulation.baselines:
         torch.set_num_threads(os.cpu_count() or 1)
@@ -173,7 +172,6 @@ def run_simulation_job(
     summary = merge_summary(
         run_dir,
         baselines,
-        ledgers,
         {
             "consortium": settings.consortium.name,
             "task": settings.task.name,

@@ -8,7 +8,6 @@ copy is kept in ``ledgers/`` of the run directory.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +15,13 @@ from pathlib import Path
 from fedrisk.client.node_keys import SIGNING_KEY_FILE
 from fedrisk.conf.consortium import InstitutionConfig
 from fedrisk.conf.root import FedriskConfig
-from fedrisk.privacy.ledger import read_ledger
-from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
+from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest, InstitutionRecord
 from fedrisk.secure.signing import (
     generate_signing_key,
     load_private_key,
     public_key_text,
     save_private_key,
 )
-
-MANIFEST_FILE = "consortium.json"
-LEDGERS_DIR = "ledgers"
 
 
 @dataclass(frozen=True)
@@ -70,33 +65,3 @@ def provision(
     manifest_path = run_dir / MANIFEST_FILE
     manifest.save(manifest_path)
     return Provisioned(state_dir=state_dir, manifest_path=manifest_path, manifest=manifest)
-
-
-def collect_ledgers(provisioned: Provisioned, run_dir: Path) -> dict[str, dict[str, object]]:
-    """Verify every institution's ledgers and copy them into ``run_dir/ledgers``.
-
-    Returns
-    -------
-    dict[str, dict[str, object]]
-        Per institution: ``ledger`` (path relative to the run directory) and
-        ``ledger_entries``.
-
-    Raises
-    ------
-    fedrisk.privacy.ledger.LedgerTampered
-        If a ledger does not verify.
-    """
-    out = run_dir / LEDGERS_DIR
-    out.mkdir(exist_ok=True)
-    found: dict[str, dict[str, object]] = {}
-    for record in provisioned.manifest.institutions:
-        for path in sorted((provisioned.state_dir / record.name).glob("ledger-*.jsonl")):
-            entries = read_ledger(path, provisioned.manifest.public_key(record.name))
-            copy = out / path.name
-            if path.resolve() != copy.resolve():
-                shutil.copy2(path, copy)
-            found[record.name] = {
-                "ledger": f"{LEDGERS_DIR}/{path.name}",
-                "ledger_entries": len(entries),
-            }
-    return found

@@ -18,15 +18,15 @@ _COLUMNS = (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("ks", "KS"), ("brier", "Brier
 def merge_summary(
     run_dir: Path,
     baselines: Baselines | None,
-    ledgers: dict[str, dict[str, object]],
     extra: dict[str, object],
 ) -> dict:
-    """Add the baselines, verified ledgers and run facts to the server's ``summary.json``."""
+    """Add the baselines and run facts to the server's ``summary.json``.
+
+    The institutions' verified ledgers are already in it: the ServerApp collects them.
+    """
     path = run_dir / SUMMARY_FILE
     summary = json.loads(path.read_text())
     summary.update(extra)
-    for name, facts in ledgers.items():
-        summary["institutions"].setdefault(name, {}).update(facts, ledger_verified=True)
     if baselines is not None:
         summary["pooled"] = baselines.pooled
         summary["local_only"] = baselines.local_only

@@ -39,6 +39,12 @@ DELTA = "delta"
 NOISE_MULTIPLIER = "noise-multiplier"
 UPDATE_SHA256 = "update-sha256"
 
+#: The coordinator's request for an institution's signed ledger, and its reply record.
+LEDGER_MESSAGE_TYPE = "query.ledger"
+LEDGER = "ledger"
+LEDGER_FILE = "file"
+LEDGER_CONTENT = "content"
+
 #: Keys of Flower's ``run_config`` (besides the fedrisk configuration itself).
 RUN_DIR = "run-dir"
 DATA_DIR = "data-dir"
