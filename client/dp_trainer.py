@@ -32,7 +32,7 @@ from torch import nn
 from fedrisk.client.linear_clipping import LinearDPStep, linear_layers
 from fedrisk.client.trainer import LocalObjective, TrainResult, build_optimizer, run_epoch
 from fedrisk.conf.privacy import GradSampleMode, NoiseSource
-from fedrisk.models import TrainSpec, resolve_pos_weight, state_dict_from_weights
+from fedrisk.models import RiskLoss, TrainSpec, build_loss, state_dict_from_weights
 from fedrisk.privacy.mechanism import PoissonGaussian
 
 
@@ -119,7 +119,8 @@ def train_private(
     x, y : numpy.ndarray
         The institution's training rows and 0/1 labels.
     spec : TrainSpec
-        Epochs, expected batch size, optimiser, ``pos_weight``.
+        Epochs, expected batch size, optimiser and loss (every loss is a mean of
+        per-row terms, as per-sample clipping needs).
     dp : DPSettings
         Noise multiplier, clipping norm, randomness, per-sample-gradient engine.
     seed : int
@@ -151,7 +152,7 @@ def train_private(
     sampling = torch.Generator().manual_seed(int(sampling_seed))
     noise = torch.Generator().manual_seed(int(noise_seed))
 
-    pos_weight = resolve_pos_weight(spec.pos_weight, y)
+    loss_fn = build_loss(spec, y)
     expected_batch = max(1, round(mechanism.sample_rate * n))
     sampler = UniformWithReplacementSampler(
         num_samples=n, sample_rate=mechanism.sample_rate, generator=sampling
@@ -168,7 +169,7 @@ def train_private(
         # Opacus's hooks fire on module outputs because inputs need no gradient.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
         torch.manual_seed(int(dropout_seed))
-        plan = _RoundPlan(spec, dp, epochs(), noise, expected_batch, pos_weight, proximal)
+        plan = _RoundPlan(spec, dp, epochs(), noise, expected_batch, loss_fn, proximal)
         use_linear = dp.grad_sample_mode is GradSampleMode.linear
         if use_linear and linear_layers(model) is not None:
             loss, steps = _linear_epochs(model, plan)
@@ -190,7 +191,7 @@ class _RoundPlan:
     epochs: Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]]
     noise: torch.Generator
     expected_batch: int
-    pos_weight: float
+    loss: RiskLoss
     proximal: Callable[[object], None] | None
 
 
@@ -204,7 +205,7 @@ def _linear_epochs(model: nn.Module, plan: _RoundPlan) -> tuple[float, int]:
         max_grad_norm=plan.dp.max_grad_norm,
         expected_batch_size=plan.expected_batch,
         generator=plan.noise,
-        pos_weight=plan.pos_weight,
+        loss=plan.loss,
     )
     was_training = model.training
     model.train()
@@ -246,7 +247,7 @@ def _opacus_epochs(model: nn.Module, plan: _RoundPlan) -> tuple[float, int]:
     )
     if plan.proximal is not None:
         optimizer.attach_step_hook(plan.proximal)
-    objective = LocalObjective(pos_weight=plan.pos_weight)
+    objective = LocalObjective(loss=plan.loss)
     steps, loss = 0, math.nan
     gsm.train()
     try:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 from opacus.optimizers.optimizer import _generate_noise
 from torch import nn
-from torch.nn import functional as F
+
+from fedrisk.models import RiskLoss
 
 #: Opacus's guard against division by zero in the clip factor.
 CLIP_EPSILON = 1e-6
@@ -63,8 +64,8 @@ class LinearDPStep:
         ``q·n``: the denominator of the averaged noisy gradient.
     generator : torch.Generator
         Noise source (reseeded per step by the caller in ``os_entropy`` mode).
-    pos_weight : float
-        Positive-class weight of the per-record BCE.
+    loss : RiskLoss
+        The per-record training loss (weighted BCE, asymmetric cost or focal).
 
     Raises
     ------
@@ -81,7 +82,7 @@ class LinearDPStep:
         max_grad_norm: float,
         expected_batch_size: int,
         generator: torch.Generator,
-        pos_weight: float,
+        loss: RiskLoss,
     ) -> None:
         layers = linear_layers(model)
         if layers is None:
@@ -94,7 +95,7 @@ class LinearDPStep:
         self._clip = max_grad_norm
         self._batch = expected_batch_size
         self._generator = generator
-        self._pos_weight = torch.tensor(pos_weight)
+        self._loss = loss
         self._inputs: list[torch.Tensor] = []
         self._outputs: list[torch.Tensor] = []
         self._handles = [layer.register_forward_hook(self._capture) for layer in layers]
@@ -109,9 +110,7 @@ class LinearDPStep:
         """Take one noisy step on a (possibly empty) batch; return per-record losses."""
         self._inputs.clear()
         self._outputs.clear()
-        losses = F.binary_cross_entropy_with_logits(
-            self._model(xb), yb, pos_weight=self._pos_weight, reduction="none"
-        )
+        losses = self._loss.per_example(self._model(xb), yb)
         grads = torch.autograd.grad(losses.sum(), self._outputs)
         _, factors = clip_factors(self._inputs, list(grads), max_grad_norm=self._clip)
         with torch.no_grad():

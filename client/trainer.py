@@ -2,7 +2,8 @@
 
 One call of :func:`train_local` is one federated round's local work: ``spec.epochs``
 passes over the institution's rows in shuffled mini-batches, minimising the class-weighted
-binary cross-entropy, optionally with FedProx's proximal term. The pieces are separate so
+training loss (``TrainSpec.loss``: weighted BCE, asymmetric cost or focal), optionally
+with FedProx's proximal term. The pieces are separate so
 that the DP-SGD trainer can swap two of them: :func:`build_optimizer` (Opacus wraps the
 optimiser) and :func:`shuffled_batches` (Opacus samples Poisson batches); :func:`run_epoch`
 takes any iterable of batches.
@@ -21,10 +22,10 @@ from torch import nn
 
 from fedrisk.models import (
     OptimizerKind,
+    RiskLoss,
     TrainSpec,
-    class_weighted_bce,
+    build_loss,
     predict_logits,
-    resolve_pos_weight,
     risk_metrics,
     state_dict_from_weights,
 )
@@ -37,7 +38,7 @@ class TrainResult:
     Parameters
     ----------
     loss : float
-        Mean class-weighted BCE per example over the last epoch (without the proximal
+        Mean training loss per example over the last epoch (without the proximal
         term), measured on each batch before its optimiser step.
     n_examples : int
         Number of training rows (the weight of this institution in FedAvg).
@@ -52,12 +53,12 @@ class TrainResult:
 
 @dataclass(frozen=True, eq=False)
 class LocalObjective:
-    """The loss minimised locally: weighted BCE plus FedProx's proximal term.
+    """The loss minimised locally: the task's risk loss plus FedProx's proximal term.
 
     Parameters
     ----------
-    pos_weight : float
-        Weight of the positive class in the BCE.
+    loss : RiskLoss
+        The per-row data loss (see ``fedrisk.models.build_loss``).
     proximal_mu : float (default: 0.0)
         FedProx coefficient; the term is ``mu / 2 * ||w - w_global||²``.
     global_params : tuple[torch.Tensor, ...] (default: ())
@@ -72,13 +73,13 @@ class LocalObjective:
     no privacy there.
     """
 
-    pos_weight: float
+    loss: RiskLoss
     proximal_mu: float = 0.0
     global_params: tuple[torch.Tensor, ...] = ()
 
     def data_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Return the mean class-weighted BCE of one batch."""
-        return class_weighted_bce(logits, targets, pos_weight=self.pos_weight)
+        """Return the mean data loss of one batch."""
+        return self.loss(logits, targets)
 
     def proximal(self, model: nn.Module) -> torch.Tensor | None:
         """Return ``mu / 2 * ||w - w_global||²``, or ``None`` when ``mu`` is 0."""
@@ -206,7 +207,7 @@ def train_local(
     y : numpy.ndarray
         Labels in {0, 1}, shape ``(n,)``.
     spec : TrainSpec
-        Epochs, batch size, optimiser and ``pos_weight`` (``None``: balanced from ``y``).
+        Epochs, batch size, optimiser and loss (``pos_weight`` ``None``: balanced from ``y``).
     seed : int
         Seeds the batch order and dropout: the same inputs and seed give bit-identical
         weights (on the same machine and thread count).
@@ -247,7 +248,7 @@ def train_local(
         state = state_dict_from_weights(model, global_weights)
         global_params = tuple(state[name] for name, _ in model.named_parameters())
     objective = LocalObjective(
-        pos_weight=resolve_pos_weight(spec.pos_weight, y),
+        loss=build_loss(spec, y),
         proximal_mu=float(proximal_mu),
         global_params=global_params,
     )
@@ -272,7 +273,13 @@ def train_local(
 
 
 def evaluate_model(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, *, threshold: float = 0.5
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    fpr: float = 0.01,
+    cost_ratio: float = 1.0,
 ) -> dict[str, float]:
     """Return the risk metrics of ``model`` on ``(x, y)`` plus its unweighted BCE.
 
@@ -285,7 +292,11 @@ def evaluate_model(
     y : numpy.ndarray
         Labels in {0, 1}, shape ``(n,)``.
     threshold : float (default: 0.5)
-        Decision threshold for ``accuracy`` and ``recall``.
+        Decision threshold for ``accuracy``, ``recall`` and ``expected_cost``.
+    fpr : float (default: 0.01)
+        False-alarm budget of ``recall_at_fpr``.
+    cost_ratio : float (default: 1.0)
+        Cost of a missed positive over a false alarm, for ``expected_cost``.
 
     Returns
     -------
@@ -301,7 +312,7 @@ def evaluate_model(
     """
     logits = predict_logits(model, x)
     proba = torch.sigmoid(torch.from_numpy(logits)).numpy()
-    metrics = risk_metrics(y, proba, threshold=threshold)
+    metrics = risk_metrics(y, proba, threshold=threshold, fpr=fpr, cost_ratio=cost_ratio)
     targets = np.asarray(y, dtype=np.float64)
     metrics["loss"] = float(np.mean(np.logaddexp(0.0, logits) - targets * logits))
     return metrics

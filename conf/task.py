@@ -86,7 +86,13 @@ class TaskConfig:
     train : TrainSpec
         Local training per round.
     threshold : float (default: 0.5)
-        Decision threshold for accuracy and recall.
+        Decision threshold for accuracy, recall, expected cost and fairness.
+    false_alarm_rate : float (default: 0.05)
+        False-positive budget of the ``recall_at_fpr`` metric, in (0, 1).
+    cost_ratio : float (default: 5.0)
+        Cost of a missed positive (a default let through) over that of a false alarm:
+        the ``expected_cost`` metric's ratio and, unless ``train.cost_ratio`` is set,
+        the ``asymmetric_cost`` loss's.
     """
 
     name: str = field(default=MISSING, metadata={"help": "task name"})
@@ -96,6 +102,12 @@ class TaskConfig:
     model: ModelSpec = field(default_factory=ModelSpec, metadata={"help": "risk model"})
     train: TrainSpec = field(default_factory=TrainSpec, metadata={"help": "local training"})
     threshold: float = field(default=0.5, metadata={"help": "decision threshold"})
+    false_alarm_rate: float = field(
+        default=0.05, metadata={"help": "false-positive budget of recall_at_fpr"}
+    )
+    cost_ratio: float = field(
+        default=5.0, metadata={"help": "cost of a missed positive / cost of a false alarm"}
+    )
 
     def __post_init__(self) -> None:
         self.source = DataSource(self.source)
@@ -103,3 +115,13 @@ class TaskConfig:
             raise ValueError("`task.table` and `task.schema` must both be set when source is table")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"`task.threshold` must be in (0, 1); got {self.threshold}")
+        if not 0.0 < self.false_alarm_rate < 1.0:
+            raise ValueError(
+                f"`task.false_alarm_rate` must be in (0, 1); got {self.false_alarm_rate}"
+            )
+        if not 0.0 < self.cost_ratio < float("inf"):
+            raise ValueError(
+                f"`task.cost_ratio` must be a positive finite number; got {self.cost_ratio}"
+            )
+        if self.train.cost_ratio is None:
+            self.train.cost_ratio = self.cost_ratio

@@ -1,8 +1,16 @@
 """Risk models, losses and risk metrics."""
 
-from .loss import balanced_pos_weight, class_weighted_bce, resolve_pos_weight
+from .loss import (
+    RiskLoss,
+    asymmetric_cost_bce,
+    balanced_pos_weight,
+    build_loss,
+    class_weighted_bce,
+    focal_loss,
+    resolve_pos_weight,
+)
 from .metrics import METRIC_KEYS, ks_statistic, risk_metrics
-from .spec import ModelKind, ModelSpec, OptimizerKind, TrainSpec
+from .spec import LossKind, ModelKind, ModelSpec, OptimizerKind, TrainSpec
 from .tabular import (
     TabularRiskModel,
     build_model,
@@ -16,15 +24,20 @@ from .tabular import (
 
 __all__ = [
     "METRIC_KEYS",
+    "LossKind",
     "ModelKind",
     "ModelSpec",
     "OptimizerKind",
+    "RiskLoss",
     "TabularRiskModel",
     "TrainSpec",
+    "asymmetric_cost_bce",
     "balanced_pos_weight",
+    "build_loss",
     "build_model",
     "class_weighted_bce",
     "count_parameters",
+    "focal_loss",
     "get_weights",
     "ks_statistic",
     "predict_logits",

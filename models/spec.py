@@ -17,6 +17,14 @@ class ModelKind(str, Enum):
     mlp = "mlp"
 
 
+class LossKind(str, Enum):
+    """Which training loss each institution minimises (see ``fedrisk.models.loss``)."""
+
+    bce = "bce"
+    asymmetric_cost = "asymmetric_cost"
+    focal = "focal"
+
+
 class OptimizerKind(str, Enum):
     """Which local optimiser each institution uses."""
 
@@ -75,7 +83,16 @@ class TrainSpec:
     pos_weight : float | None (default: 1.0)
         Weight of the positive (default) class in the binary cross-entropy. ``None``
         weights classes as balanced from the institution's own labels
-        (n_negative / n_positive); 1.0 is the unweighted loss.
+        (n_negative / n_positive); 1.0 is the unweighted loss. Used by ``bce`` and
+        ``focal``.
+    loss : LossKind (default: bce)
+        ``bce`` (class-weighted cross-entropy), ``asymmetric_cost`` (a missed positive
+        costs ``cost_ratio`` false alarms) or ``focal``.
+    cost_ratio : float | None (default: None)
+        ``asymmetric_cost``: cost of a missed default over that of a false alarm. ``None``
+        takes the task's ``cost_ratio`` (the one the expected-cost metric uses).
+    focal_gamma : float (default: 2.0)
+        ``focal``: the focusing exponent γ >= 0 (0 is the weighted BCE).
     """
 
     epochs: int = field(default=1, metadata={"help": "local epochs per round"})
@@ -88,6 +105,12 @@ class TrainSpec:
         default=1.0,
         metadata={"help": "positive-class weight in BCE; null = balanced from local labels"},
     )
+    loss: LossKind = field(default=LossKind.bce, metadata={"help": "bce, asymmetric_cost or focal"})
+    cost_ratio: float | None = field(
+        default=None,
+        metadata={"help": "asymmetric_cost: missed default / false alarm; null = task's"},
+    )
+    focal_gamma: float = field(default=2.0, metadata={"help": "focal: exponent gamma >= 0"})
 
     def __post_init__(self) -> None:
         self.optimizer = OptimizerKind(self.optimizer)
@@ -103,3 +126,11 @@ class TrainSpec:
             raise ValueError(f"`train.weight_decay` must be >= 0; got {self.weight_decay}")
         if self.pos_weight is not None and not self.pos_weight > 0:
             raise ValueError(f"`train.pos_weight` must be positive or null; got {self.pos_weight}")
+        self.loss = LossKind(self.loss)
+        if self.cost_ratio is not None and not 0 < self.cost_ratio < float("inf"):
+            raise ValueError(
+                "`train.cost_ratio` must be a positive finite number or null; "
+                f"got {self.cost_ratio}"
+            )
+        if not 0 <= self.focal_gamma < float("inf"):
+            raise ValueError(f"`train.focal_gamma` must be finite and >= 0; got {self.focal_gamma}")
