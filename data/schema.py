@@ -117,9 +117,10 @@ class TableSchema:
         Model inputs, in encoding order; at least one, with unique names.
     label : str (default: "default")
         Binary target column (1 = default).
-    protected : str | None (default: None)
-        Optional protected-attribute column kept for fairness reports; it is a model
-        input only if it is also listed in ``features``.
+    protected : list[str] | None (default: None)
+        Protected-attribute columns kept for fairness reports (e.g. ``[black, hispan,
+        male]``); each is a model input only if it is also listed in ``features``. A
+        single name is accepted for one column; ``None`` means none.
 
     Raises
     ------
@@ -132,8 +133,8 @@ class TableSchema:
         default_factory=list, metadata={"help": "model input columns, in encoding order"}
     )
     label: str = field(default="default", metadata={"help": "binary target column"})
-    protected: str | None = field(
-        default=None, metadata={"help": "protected-attribute column for fairness reports"}
+    protected: list[str] | None = field(
+        default=None, metadata={"help": "protected-attribute columns for fairness reports"}
     )
 
     def __post_init__(self) -> None:
@@ -152,8 +153,18 @@ class TableSchema:
             raise ValueError(
                 f"`label` must not also be a feature; got feature {self.label!r} as the label"
             )
-        if self.protected is not None and self.protected == self.label:
-            raise ValueError(f"`protected` must differ from the label; got {self.protected!r}")
+        if self.protected is None:
+            self.protected = []
+        elif isinstance(self.protected, str):
+            self.protected = [self.protected]
+        self.protected = [str(name) for name in self.protected]
+        for name in self.protected:
+            if not name:
+                raise ValueError(f"`protected` columns must be non-empty names; got {name!r}")
+            if name == self.label:
+                raise ValueError(f"`protected` must differ from the label; got {name!r}")
+        if len(set(self.protected)) != len(self.protected):
+            raise ValueError(f"`protected` columns must be distinct; got {self.protected}")
 
     @property
     def feature_names(self) -> list[str]:
@@ -161,8 +172,13 @@ class TableSchema:
         return [spec.name for spec in self.features]
 
     @property
+    def protected_columns(self) -> list[str]:
+        """The protected-attribute columns, in declared order (empty if none)."""
+        return list(self.protected or [])
+
+    @property
     def columns(self) -> list[str]:
-        """All columns of a valid table: features, then label, then protected if extra."""
+        """All columns of a valid table: features, then label, then extra protected ones."""
         names = self.feature_names
-        extra = [self.protected] if self.protected and self.protected not in names else []
+        extra = [name for name in self.protected_columns if name not in names]
         return [*names, self.label, *extra]

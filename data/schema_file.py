@@ -60,6 +60,8 @@ def read_schema(path: str | os.PathLike[str]) -> TableSchema:
         raw = OmegaConf.load(Path(file))
         if not OmegaConf.is_dict(raw):
             raise ValueError(f"must be a YAML mapping of task.schema; got {type(raw).__name__}")
+        if isinstance(raw.get("protected"), str):  # one column may be named without a list
+            raw.protected = [raw.protected]
         schema = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TableSchema), raw))
     except OSError as err:
         raise ValueError(f"{file}: cannot read the schema file ({err.strerror})") from None

@@ -125,3 +125,23 @@ def test_structured_config_validates_on_to_object() -> None:
 def test_fields_carry_help() -> None:
     for cls in (FeatureSpec, TableSchema):
         assert all(f.metadata.get("help") for f in fields(cls)), cls
+
+
+def test_several_protected_columns_follow_the_label_once_each() -> None:
+    schema = TableSchema(features=[_income(), _region()], protected=["black", "region", "male"])
+
+    assert schema.protected_columns == ["black", "region", "male"]
+    assert schema.columns == ["income", "region", "default", "black", "male"]
+
+
+@pytest.mark.parametrize(
+    ("protected", "message"),
+    [
+        (["sex", "sex"], "`protected` columns must be distinct"),
+        (["sex", "default"], "`protected` must differ from the label; got 'default'"),
+        ([""], "`protected` columns must be non-empty names"),
+    ],
+)
+def test_bad_protected_columns_raise(protected: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TableSchema(features=[_income()], protected=protected)

@@ -69,7 +69,7 @@ def test_schema_has_at_least_15_features_of_both_kinds() -> None:
     assert kinds.count(FeatureKind.numeric) >= 8
     assert kinds.count(FeatureKind.categorical) >= 4
     assert schema.label == "default"
-    assert schema.protected == "age_band"
+    assert schema.protected == ["age_band"]
 
 
 def test_tables_have_schema_columns_and_loader_dtypes(five_banks: SyntheticConsortium) -> None:
