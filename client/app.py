@@ -25,6 +25,7 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from fedrisk.client import private_round, secagg_node, secure_update
+from fedrisk.client.explain_reply import explain
 from fedrisk.client.faults import fault_mod
 from fedrisk.client.ledger_reply import ledger
 from fedrisk.client.node_data import institution_seed
@@ -52,6 +53,7 @@ UNMASK_ACTION = wire.UNMASK_MESSAGE_TYPE.split(".", 1)[1]
 CONSISTENCY_ACTION = wire.CONSISTENCY_MESSAGE_TYPE.split(".", 1)[1]
 KEYS_ACTION = wire.KEYS_MESSAGE_TYPE.split(".", 1)[1]
 LEDGER_ACTION = messages.LEDGER_MESSAGE_TYPE.split(".", 1)[1]
+EXPLAIN_ACTION = messages.EXPLAIN_MESSAGE_TYPE.split(".", 1)[1]
 
 
 def query(msg: Message, context: Context) -> Message:
@@ -244,6 +246,7 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     client.query(CONSISTENCY_ACTION)(consistency)
     client.query(KEYS_ACTION)(key_shares)
     client.query(LEDGER_ACTION)(ledger)
+    client.query(EXPLAIN_ACTION)(explain)
     return client
 
 

@@ -17,6 +17,7 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedrisk.conf.consortium import ConsortiumConfig
+from fedrisk.conf.explain import ExplainConfig
 from fedrisk.conf.faults import FaultsConfig
 from fedrisk.conf.privacy import ClippingSide, PrivacyConfig, PrivacyMode
 from fedrisk.conf.secagg import SecAggConfig
@@ -75,6 +76,8 @@ class FedriskConfig:
         Simulation-engine settings (ignored by deployments).
     faults : FaultsConfig
         Failures injected into simulated institutions (ignored by deployments).
+    explain : ExplainConfig
+        Explanations of the final global model (see :mod:`fedrisk.conf.explain`).
     """
 
     rounds: int = field(default=10, metadata={"help": "federated rounds"})
@@ -87,6 +90,7 @@ class FedriskConfig:
     secagg: SecAggConfig = field(default_factory=SecAggConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
 
     def __post_init__(self) -> None:
         if self.rounds < 1:

@@ -20,6 +20,7 @@ from fedrisk.conf.secagg import FailurePolicy
 from fedrisk.models.tabular import build_model
 from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest
 from fedrisk.server.evaluation import CentralEvaluator, HeldOutSet
+from fedrisk.server.explanations import explain_final_model
 from fedrisk.server.ledger_collection import collect_ledgers
 from fedrisk.server.plots import plot_rounds
 from fedrisk.server.prompt_grid import PromptGrid
@@ -130,6 +131,9 @@ def coordinate(
         if settings.privacy.mode is PrivacyMode.dpsgd
         else {}
     )
+    explanations = explain_final_model(
+        grid, settings, dict(roster.node_of), result.arrays, held_out_x=held_out.x, run_dir=run_dir
+    )
     budgets = {
         name: figures[messages.EPSILON_BUDGET]
         for name, figures in result.privacy.items()
@@ -169,6 +173,7 @@ def coordinate(
             "secagg": settings.secagg.mode.value,
             "secure_aggregation": result.secagg or None,
             "model_file": MODEL_FILE,
+            "explanations": explanations,
         },
     )
     return result

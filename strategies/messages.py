@@ -45,6 +45,14 @@ LEDGER = "ledger"
 LEDGER_FILE = "file"
 LEDGER_CONTENT = "content"
 
+#: The coordinator's request for explanations of the final model, and its reply record
+#: (one list of per-feature sums per method, keyed by the method's name).
+EXPLAIN_MESSAGE_TYPE = "query.explain"
+EXPLANATION = "explanation"
+EXPLAIN_BASELINE = "baseline"
+EXPLAIN_FEATURES = "features"
+EXPLAIN_ROWS = "rows"
+
 #: Keys of Flower's ``run_config`` (besides the fedrisk configuration itself).
 RUN_DIR = "run-dir"
 DATA_DIR = "data-dir"
