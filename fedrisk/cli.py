@@ -28,6 +28,9 @@ commands:
                           bank's signing and SuperNode keys, and consortium.json
   report RUN              render RUN/report.html from a run directory's files (overview,
                           utility, privacy, secure aggregation, rounds); exit 2 if unusable
+  report sweep MULTIRUN_DIR [--baseline RUN_DIR]… [--metric NAME]
+                          plot a held-out metric against the key a --multirun swept
+                          (sweep.png, sweep.csv, sweep.md); exit 2 if unusable
   version                 print the fedrisk version
 """
 
@@ -59,6 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fedrisk.audit.command import audit_command
 
         return audit_command(rest)
+    if command == "report" and rest[:1] == ["sweep"]:
+        from fedrisk.audit.sweep_report import sweep_command
+
+        return sweep_command(rest[1:])
     if command == "report":
         from fedrisk.audit.run_report import report_command
 
