@@ -32,6 +32,12 @@ class ExplainMethod(str, Enum):
     integrated_gradients = "integrated_gradients"
 
 
+#: Each method's name in plots.
+TITLES = {
+    ExplainMethod.permutation: "Permutation importance",
+    ExplainMethod.integrated_gradients: "Integrated Gradients",
+}
+
 #: What each method's importance measures, for plots and run records.
 UNITS = {
     ExplainMethod.permutation: "mean increase in log-loss when the feature is permuted",

@@ -32,7 +32,7 @@ from fedrisk.conf.explain import (
     under_privacy,
 )
 from fedrisk.conf.root import FedriskConfig
-from fedrisk.models.explain import UNITS, ExplainMethod, ImportanceSums, pool_importances
+from fedrisk.models.explain import TITLES, UNITS, ExplainMethod, ImportanceSums, pool_importances
 from fedrisk.strategies import messages
 
 PLOT_FILE = "explanations.png"
@@ -251,7 +251,7 @@ def plot_explanations(
         ranked = sorted(values.items(), key=lambda kv: kv[1], reverse=True)[:top_k]
         names = [name for name, _ in ranked][::-1]
         ax.barh(names, [value for _, value in ranked][::-1], color="#3b6ea5")
-        ax.set_title(method.value.replace("_", " "), fontsize=10)
+        ax.set_title(TITLES[method], fontsize=10)
         ax.set_xlabel(UNITS[method], fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="x", alpha=0.3)
