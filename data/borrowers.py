@@ -105,7 +105,7 @@ def credit_schema() -> TableSchema:
             cat("age_band", AGE_BANDS),
         ],
         label="default",
-        protected="age_band",
+        protected=["age_band"],
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from fedrisk.data.schema import TableSchema
@@ -60,8 +60,8 @@ def read_schema(path: str | os.PathLike[str]) -> TableSchema:
         raw = OmegaConf.load(Path(file))
         if not OmegaConf.is_dict(raw):
             raise ValueError(f"must be a YAML mapping of task.schema; got {type(raw).__name__}")
-        if isinstance(raw.get("protected"), str):  # one column may be named without a list
-            raw.protected = [raw.protected]
+        if isinstance(raw, DictConfig) and isinstance(raw.get("protected"), str):
+            raw.protected = [raw.protected]  # one column may be named without a list
         schema = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(TableSchema), raw))
     except OSError as err:
         raise ValueError(f"{file}: cannot read the schema file ({err.strerror})") from None

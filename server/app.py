@@ -32,6 +32,7 @@ from fedrisk.server.records import (
     save_model,
     write_json_atomic,
 )
+from fedrisk.server.risk_report import final_risk_report
 from fedrisk.server.roll_call import Roster, roll_call
 from fedrisk.server.rounds import LoopResult, LoopSettings, RoundLoop
 from fedrisk.strategies import build_strategy, messages
@@ -96,7 +97,13 @@ def coordinate(
     )
 
     held_out = HeldOutSet.load(str(run_config[messages.TEST_PATH]), schema)
-    evaluator = CentralEvaluator(settings.task.model, held_out, threshold=settings.task.threshold)
+    evaluator = CentralEvaluator(
+        settings.task.model,
+        held_out,
+        threshold=settings.task.threshold,
+        fpr=settings.task.false_alarm_rate,
+        cost_ratio=settings.task.cost_ratio,
+    )
     initial = ArrayRecord(
         build_model(settings.task.model, held_out.x.shape[1], seed=settings.seed).state_dict()
     )
@@ -140,6 +147,15 @@ def coordinate(
         if messages.EPSILON_BUDGET in figures
     }
     plot_rounds(read_metrics(run_dir), run_dir, budgets=budgets)
+    risk = final_risk_report(
+        grid,
+        settings.task,
+        dict(roster.node_of),
+        result.arrays,
+        evaluator,
+        run_dir,
+        timeout=settings.round_timeout,
+    )
     write_json_atomic(
         run_dir / SUMMARY_FILE,
         {
@@ -173,6 +189,7 @@ def coordinate(
             "secagg": settings.secagg.mode.value,
             "secure_aggregation": result.secagg or None,
             "model_file": MODEL_FILE,
+            **risk,
             "explanations": explanations,
         },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,19 @@ from fedrisk.strategies import WEIGHT_KEY, messages
 
 @dataclass(frozen=True)
 class HeldOutSet:
-    """The coordinator's held-out rows, encoded once."""
+    """The coordinator's held-out rows, encoded once.
+
+    Attributes
+    ----------
+    x, y : numpy.ndarray
+        Encoded features and labels.
+    groups : dict[str, numpy.ndarray]
+        Each protected attribute's values (as strings), for the global fairness figures.
+    """
 
     x: np.ndarray
     y: np.ndarray
+    groups: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path, schema: TableSchema) -> HeldOutSet:
@@ -38,7 +47,11 @@ class HeldOutSet:
         """
         table = load_table(path, schema, min_rows=1)
         encoder = TableEncoder(schema)
-        return cls(x=encoder.encode(table), y=encoder.labels(table))
+        return cls(
+            x=encoder.encode(table),
+            y=encoder.labels(table),
+            groups={name: table[name].to_numpy(dtype=str) for name in schema.protected_columns},
+        )
 
 
 class CentralEvaluator:
@@ -51,13 +64,36 @@ class CentralEvaluator:
     held_out : HeldOutSet
         Rows to evaluate on.
     threshold : float
-        Decision threshold for accuracy and recall.
+        Decision threshold for accuracy, recall and expected cost.
+    fpr : float (default: 0.01)
+        False-alarm budget of ``recall_at_fpr`` (``task.false_alarm_rate``).
+    cost_ratio : float (default: 1.0)
+        Cost of a missed positive over a false alarm (``task.cost_ratio``).
     """
 
-    def __init__(self, spec: ModelSpec, held_out: HeldOutSet, *, threshold: float) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        held_out: HeldOutSet,
+        *,
+        threshold: float,
+        fpr: float = 0.01,
+        cost_ratio: float = 1.0,
+    ) -> None:
         self._model = build_model(spec, held_out.x.shape[1], seed=0)
         self._held_out = held_out
         self._threshold = threshold
+        self._fpr = fpr
+        self._cost_ratio = cost_ratio
+
+    @property
+    def held_out(self) -> HeldOutSet:
+        """The rows the evaluator scores on."""
+        return self._held_out
+
+    def scores(self, arrays: ArrayRecord) -> np.ndarray:
+        """Predicted probabilities of ``arrays`` on the held-out rows."""
+        return predict_proba(self.model_for(arrays), self._held_out.x)
 
     def model_for(self, arrays: ArrayRecord) -> torch.nn.Module:
         """Load ``arrays`` into the evaluator's model and return it."""
@@ -66,8 +102,13 @@ class CentralEvaluator:
 
     def __call__(self, arrays: ArrayRecord) -> dict[str, float]:
         """Risk metrics of ``arrays`` on the held-out set."""
-        scores = predict_proba(self.model_for(arrays), self._held_out.x)
-        return risk_metrics(self._held_out.y, scores, threshold=self._threshold)
+        return risk_metrics(
+            self._held_out.y,
+            self.scores(arrays),
+            threshold=self._threshold,
+            fpr=self._fpr,
+            cost_ratio=self._cost_ratio,
+        )
 
 
 def federated_metrics(

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from fedrisk.models.calibration_metrics import CalibrationCurve
+
 
 def _series(rounds: Sequence[dict], section: str, key: str) -> tuple[list[int], list[float]]:
     xs, ys = [], []
@@ -96,6 +98,45 @@ def plot_epsilon(rounds: Sequence[dict], budgets: dict[str, float], out_dir: Pat
         ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     path = out_dir / "epsilon.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_calibration(curve: CalibrationCurve, path: Path) -> Path:
+    """Write the reliability diagram of the global model on the held-out set.
+
+    Parameters
+    ----------
+    curve : CalibrationCurve
+        Mean predicted probability, observed rate and rows of each non-empty bin.
+    path : Path
+        The PNG file to write.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(6.4, 5.6), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    top.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8, label="perfect")
+    top.plot(
+        curve.mean_predicted, curve.observed_rate, marker="o", markersize=4, label="global model"
+    )
+    top.set_ylabel("observed positive rate")
+    top.set_title("Calibration of the global model (held-out set)")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.grid(alpha=0.3)
+    top.legend(fontsize=8, loc="upper left")
+    bottom.bar(curve.mean_predicted, curve.count, width=0.05, color="tab:blue", alpha=0.6)
+    bottom.set_yscale("log")
+    bottom.set_xlabel("predicted probability (bin mean)")
+    bottom.set_ylabel("rows")
+    bottom.grid(alpha=0.3)
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -75,6 +75,11 @@ def _fit_and_score(
     model = build_model(settings.task.model, x.shape[1], seed=settings.seed)
     spec = replace(settings.task.train, epochs=settings.task.train.epochs * settings.rounds)
     train_local(model, x, y, spec, seed=institution_seed(settings.seed, label))
+    task = settings.task
     return risk_metrics(
-        held_out.y, predict_proba(model, held_out.x), threshold=settings.task.threshold
+        held_out.y,
+        predict_proba(model, held_out.x),
+        threshold=task.threshold,
+        fpr=task.false_alarm_rate,
+        cost_ratio=task.cost_ratio,
     )

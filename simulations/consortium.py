@@ -111,7 +111,9 @@ def build_consortium(settings: FedriskConfig, data_dir: Path) -> BuiltConsortium
     else:
         if settings.task.table is None:
             raise ValueError("`task.table` must be set for source table; got None")
-        tables, test = _from_table(settings.task.table, schema, seed=settings.seed)
+        tables, test = _from_table(
+            settings.task.table, schema, seed=settings.seed, data_dir=data_dir
+        )
         oracle = None
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
@@ -148,11 +150,16 @@ def _synthetic(
 
 
 def _from_table(
-    source: TableSource, schema: TableSchema, *, seed: int
+    source: TableSource, schema: TableSchema, *, seed: int, data_dir: Path
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     from fedrisk.data import partition
+    from fedrisk.data.package_table import write_package_table
 
-    table = load_table(source.path, schema, min_rows=10)
+    path = Path(source.path)
+    if source.package is not None:  # a table shipped in a package: write it out first
+        path = path if path.is_absolute() else data_dir / path
+        write_package_table(source.package, schema, path)
+    table = load_table(path, schema, min_rows=10)
     order = np.random.default_rng(seed).permutation(len(table))
     n_test = max(1, round(len(table) * source.test_fraction))
     test = table.iloc[order[:n_test]].reset_index(drop=True)

@@ -1,0 +1,159 @@
+"""The final global model's risk report: per bank, global, fairness and calibration.
+
+After the last round the coordinator sends the final model to every institution
+(``query.risk``, see :mod:`fedrisk.strategies.risk_wire`). Each bank answers with the
+model's risk metrics on its own validation rows and its fairness counts; the
+coordinator adds the counts up (``pooled_banks``) and computes the same figures on its
+held-out set (``global``). The held-out scores also give the calibration curve, drawn
+to ``calibration.png``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, Message, RecordDict
+from flwr.serverapp import Grid
+
+from fedrisk.conf.task import TaskConfig
+from fedrisk.models.calibration_metrics import calibration_curve
+from fedrisk.models.group_counts import GroupCounts, group_counts, merge_counts, report_from_counts
+from fedrisk.server.evaluation import CentralEvaluator
+from fedrisk.server.plots import plot_calibration
+from fedrisk.strategies import messages
+from fedrisk.strategies.risk_wire import FAIRNESS, RISK_MESSAGE_TYPE, counts_of
+
+CALIBRATION_FILE = "calibration.png"
+
+
+def final_risk_report(
+    grid: Grid,
+    task: TaskConfig,
+    node_of: Mapping[str, int],
+    arrays: ArrayRecord,
+    evaluator: CentralEvaluator,
+    run_dir: Path,
+    *,
+    timeout: float,
+) -> dict[str, object]:
+    """Ask every institution for its risk figures of ``arrays`` and build the report.
+
+    Parameters
+    ----------
+    grid : Grid
+        The run's grid.
+    task : TaskConfig
+        Threshold, false-alarm rate, cost ratio and schema (protected attributes).
+    node_of : Mapping[str, int]
+        Node id of every institution in the run.
+    arrays : ArrayRecord
+        The final global model.
+    evaluator : CentralEvaluator
+        The coordinator's held-out evaluator.
+    run_dir : Path
+        Where ``calibration.png`` goes.
+    timeout : float
+        Seconds to wait for the replies.
+
+    Returns
+    -------
+    dict[str, object]
+        The summary fields ``risk_metrics`` (the settings), ``per_bank`` (metrics per
+        institution; an entry ``error`` when a bank did not answer), ``calibration``
+        (the held-out curve and its PNG) and ``fairness`` (``None`` without protected
+        attributes; else per attribute ``global``, ``pooled_banks`` and ``per_bank``).
+    """
+    institution_of = {node: name for name, node in node_of.items()}
+    replies = grid.send_and_receive(
+        [
+            Message(
+                content=RecordDict({messages.ARRAYS: arrays}),
+                dst_node_id=node,
+                message_type=RISK_MESSAGE_TYPE,
+            )
+            for node in institution_of
+        ],
+        timeout=timeout,
+    )
+    attributes = task.schema.protected_columns if task.schema is not None else []
+    per_bank: dict[str, dict[str, object]] = {
+        name: {"error": f"no reply within {timeout:g} s"} for name in node_of
+    }
+    counts: dict[str, dict[str, GroupCounts]] = {}
+    for reply in replies:
+        name = institution_of.get(reply.metadata.src_node_id)
+        if name is None:
+            continue
+        try:
+            per_bank[name], bank_counts = _read(reply, attributes)
+        except messages.MalformedMessage as err:
+            per_bank[name] = {"error": str(err)}
+        else:
+            counts[name] = bank_counts
+    held_out = evaluator.held_out
+    scores = evaluator.scores(arrays)
+    curve = calibration_curve(held_out.y, scores)
+    plot_calibration(curve, run_dir / CALIBRATION_FILE)
+    fairness = None
+    if attributes:
+        fairness = {
+            "threshold": task.threshold,
+            "attributes": {
+                attribute: _attribute_report(
+                    attribute, counts, held_out.groups.get(attribute), held_out.y, scores, task
+                )
+                for attribute in attributes
+            },
+        }
+    return {
+        "risk_metrics": {
+            "threshold": task.threshold,
+            "false_alarm_rate": task.false_alarm_rate,
+            "cost_ratio": task.cost_ratio,
+        },
+        "per_bank": dict(sorted(per_bank.items())),
+        "calibration": {
+            "file": CALIBRATION_FILE,
+            "mean_predicted": curve.mean_predicted.tolist(),
+            "observed_rate": curve.observed_rate.tolist(),
+            "count": curve.count.tolist(),
+        },
+        "fairness": fairness,
+    }
+
+
+def _read(
+    reply: Message, attributes: list[str]
+) -> tuple[dict[str, object], dict[str, GroupCounts]]:
+    if reply.has_error():
+        raise messages.MalformedMessage(
+            f"the node could not answer: {messages.error_summary(reply.error.reason)}"
+        )
+    record = messages.metrics_of(reply.content)
+    metrics: dict[str, object] = {k: messages.number(record, k) for k in sorted(record)}
+    if not attributes:
+        return metrics, {}
+    return metrics, counts_of(messages.config_of(reply.content, FAIRNESS), attributes)
+
+
+def _attribute_report(
+    attribute: str,
+    counts: dict[str, dict[str, GroupCounts]],
+    held_out_groups: np.ndarray | None,
+    y: np.ndarray,
+    scores: np.ndarray,
+    task: TaskConfig,
+) -> dict[str, object]:
+    banks = {name: parts[attribute] for name, parts in sorted(counts.items())}
+    out: dict[str, object] = {
+        "per_bank": {name: report_from_counts(part) for name, part in banks.items()},
+        "pooled_banks": report_from_counts(merge_counts(banks.values())) if banks else None,
+        "global": None,
+    }
+    if held_out_groups is not None:
+        out["global"] = report_from_counts(
+            group_counts(y, scores, held_out_groups, threshold=task.threshold)
+        )
+    return out
