@@ -145,3 +145,27 @@ def test_multirun_sweeps_write_one_run_directory_each(tmp_path, cli):
         for job in ("0", "1")
     }
     assert seeds == {1, 2}
+
+
+def test_explanations_of_the_final_model_are_pooled_from_every_bank(three_banks):
+    summary = json.loads((three_banks / "summary.json").read_text())
+    explanations = summary["explanations"]
+
+    assert explanations["banks"] == ["bank_a", "bank_b", "bank_c"]
+    assert explanations["rows"] == {"bank_a": 600, "bank_b": 400, "bank_c": 200}
+    assert explanations["warning"] is None and explanations["failures"] == {}
+    for method in ("permutation", "integrated_gradients"):
+        pooled = explanations[method]
+        assert len(pooled) == 17  # one entry per column of the credit schema
+        weighted = {
+            feature: sum(
+                explanations["rows"][bank] * explanations["per_bank"][bank][method][feature]
+                for bank in explanations["banks"]
+            )
+            / 1200
+            for feature in pooled
+        }
+        assert pooled == pytest.approx(weighted, rel=1e-9, abs=1e-12)
+        # The generator's strongest driver of default leads both rankings.
+        assert max(pooled, key=pooled.__getitem__) == "credit_utilisation"
+    assert (three_banks / "explanations.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
