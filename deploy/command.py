@@ -28,10 +28,11 @@ USAGE = (
 )
 
 
-class _ArgumentParser(argparse.ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are one line on stderr and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
+        """Print ``message`` on one line and exit with code 2."""
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
@@ -87,8 +88,8 @@ def consortium_command(argv: Sequence[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog=_PROG, description="Provision a consortium.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
+    parser = ArgumentParser(prog=_PROG, description="Provision a consortium.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     init = commands.add_parser(
         "init", help="create keys, certificates and the manifest", description=USAGE
     )

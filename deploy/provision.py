@@ -35,6 +35,7 @@ SUPERNODE_KEYS_DIR = "supernode_public_keys"
 NODE_AUTH_KEY_FILE = "supernode_auth_key"
 NODE_AUTH_PUBLIC_FILE = "supernode_auth_key.pub"
 README_FILE = "README.txt"
+SUPERLINK_ADDRESS_FILE = "superlink_address.txt"  # host:port the SuperNodes dial by default
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 FLEET_PORT = 8000  # Flower 1.41 serves the Fleet API over HTTPS on --host/--port
 _FOLDER_MODE = 0o700
@@ -167,6 +168,8 @@ def _write_all(spec: ConsortiumSpec, out: Path) -> None:
     key_pem = certs.private_key_pem(server_key)
     write_new_file(coordinator / SUPERLINK_KEY_FILE, key_pem, private=True)
     os.mkdir(coordinator / SUPERNODE_KEYS_DIR, 0o755)
+    address = superlink_address(hosts[0], FLEET_PORT).encode("ascii") + b"\n"
+    write_new_file(coordinator / SUPERLINK_ADDRESS_FILE, address, private=False)
 
     records = []
     for bank in spec.institutions:
@@ -187,6 +190,7 @@ def _write_all(spec: ConsortiumSpec, out: Path) -> None:
         public_copy = coordinator / SUPERNODE_KEYS_DIR / f"{bank}.pub"
         write_new_file(public_copy, auth_public, private=False)
         write_new_file(folder / CA_CERT_FILE, ca_pem, private=False)
+        write_new_file(folder / SUPERLINK_ADDRESS_FILE, address, private=False)
         _readme(folder, _bank_readme(bank, folder, hosts[0]))
 
     manifest = ConsortiumManifest(name=spec.name, institutions=tuple(records))
@@ -195,6 +199,11 @@ def _write_all(spec: ConsortiumSpec, out: Path) -> None:
     for bank in spec.institutions:
         write_new_file(out / bank / MANIFEST_FILE, manifest_bytes, private=False)
     _readme(coordinator, _coordinator_readme(spec.institutions))
+
+
+def superlink_address(host: str, port: int) -> str:
+    """Return ``host:port`` (IPv6 addresses in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _is_host(host: str) -> bool:
@@ -239,7 +248,7 @@ def _bank_readme(bank: str, folder: Path, host: str) -> str:
         f'{messages.NODE_STATE_DIR}="{folder.resolve()}" '
         f'{messages.NODE_MANIFEST}="{(folder / MANIFEST_FILE).resolve()}"'
     )
-    address = f"[{host}]:{FLEET_PORT}" if ":" in host else f"{host}:{FLEET_PORT}"
+    address = superlink_address(host, FLEET_PORT)
     return f"""{bank}'s folder. {SIGNING_KEY_FILE} and {NODE_AUTH_KEY_FILE} are private (mode 0600).
 
 Start the SuperNode (the coordinator registers {NODE_AUTH_PUBLIC_FILE} first):

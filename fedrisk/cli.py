@@ -26,6 +26,15 @@ commands:
                   --out DIR [--epsilon-budget E] [--delta D]
                           create the consortium CA, the SuperLink's TLS certificate, each
                           bank's signing and SuperNode keys, and consortium.json
+  server --consortium DIR/coordinator [--host H] [--port P]
+                          start the SuperLink (TLS, SuperNode authentication) and
+                          register the manifest's banks; Ctrl-C stops it
+  node --consortium DIR/BANK --data FILE [--schema FILE] [--superlink HOST:PORT]
+                          validate the bank's table and start its SuperNode (TLS, its
+                          authentication key); the data path never leaves the node
+  run --consortium DIR/coordinator --test FILE [OVERRIDES…]
+                          submit a training run to the SuperLink with the same Hydra
+                          configuration as `simulate`; writes the same run directory
   report RUN              render RUN/report.html from a run directory's files (overview,
                           utility, privacy, secure aggregation, rounds); exit 2 if unusable
   report sweep MULTIRUN_DIR [--baseline RUN_DIR]… [--metric NAME]
@@ -54,6 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from fedrisk.deploy.command import consortium_command
 
         return consortium_command(rest)
+    if command == "server":
+        from fedrisk.deploy.superlink import server_command
+
+        return server_command(rest)
+    if command == "node":
+        from fedrisk.deploy.supernode import node_command
+
+        return node_command(rest)
+    if command == "run":
+        from fedrisk.deploy.submit import run_command
+
+        return run_command(rest)
     if command == "audit" and rest[:1] == ["empirical"]:
         from fedrisk.simulations.empirical import empirical_audit_command
 

@@ -62,6 +62,7 @@ def test_layout(consortium) -> None:
         "supernode_public_keys",
         "consortium.json",
         "README.txt",
+        "superlink_address.txt",
     }
     for bank in BANKS:
         assert {p.name for p in (consortium / bank).iterdir()} == {
@@ -71,6 +72,7 @@ def test_layout(consortium) -> None:
             "ca_cert.pem",
             "consortium.json",
             "README.txt",
+            "superlink_address.txt",
         }
     assert "offline" in (consortium / "ca" / "README.txt").read_text()
 
