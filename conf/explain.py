@@ -30,13 +30,25 @@ from fedrisk.conf.secagg import SecAggConfig
 from fedrisk.data.schema import FeatureKind, TableSchema
 from fedrisk.models.explain import ExplainMethod, FeatureGroup, feature_groups
 
-#: The run record's warning when explanations are released beside a privacy mechanism.
-PRIVATE_RELEASE_WARNING = (
-    "explanations were computed on each institution's private validation rows and released "
-    "without noise: they are NOT covered by the run's differential-privacy guarantee, and "
-    "under secure aggregation they are sent outside the masked sum (explain.enabled=true "
-    "opted in)"
-)
+
+def release_warning(privacy: PrivacyConfig, secagg: SecAggConfig) -> str | None:
+    """Return the run record's warning for an opted-in release, or None without privacy."""
+    gaps = []
+    if privacy.mode is PrivacyMode.dpsgd:
+        gaps.append("NOT covered by the record-level DP-SGD guarantee")
+    if privacy.mode is PrivacyMode.central:
+        gaps.append("NOT covered by the institution-level DP guarantee")
+    if secagg.enabled:
+        gaps.append(
+            "sent outside the secure-aggregation masked sum (the coordinator sees each "
+            "institution's aggregates)"
+        )
+    if not gaps:
+        return None
+    return (
+        "explanations were computed on each institution's private validation rows and "
+        f"released without noise (explain.enabled=true opted in): {'; '.join(gaps)}"
+    )
 
 
 @dataclass

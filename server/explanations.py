@@ -25,12 +25,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 
-from fedrisk.conf.explain import (
-    PRIVATE_RELEASE_WARNING,
-    ExplainConfig,
-    schema_groups,
-    under_privacy,
-)
+from fedrisk.conf.explain import ExplainConfig, release_warning, schema_groups, under_privacy
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.models.explain import TITLES, UNITS, ExplainMethod, ImportanceSums, pool_importances
 from fedrisk.strategies import messages
@@ -74,7 +69,7 @@ def explain_final_model(
         baseline=held_out_x.astype(np.float64).mean(axis=0),
         features=[g.name for g in schema_groups(schema)],
         config=config,
-        private=private,
+        warning=release_warning(settings.privacy, settings.secagg),
         secure=settings.secagg.enabled,
         run_dir=run_dir,
         timeout=settings.round_timeout,
@@ -89,7 +84,7 @@ def collect_explanations(
     baseline: np.ndarray,
     features: Sequence[str],
     config: ExplainConfig,
-    private: bool,
+    warning: str | None,
     secure: bool,
     run_dir: Path,
     timeout: float,
@@ -110,9 +105,9 @@ def collect_explanations(
         The table's feature names, in the order of the replies' sums.
     config : ExplainConfig
         Methods and plot settings.
-    private : bool
-        Whether a privacy mechanism is on (then per-bank values stay out of the record,
-        and the record carries :data:`PRIVATE_RELEASE_WARNING`).
+    warning : str | None
+        Why the release is outside the run's privacy guarantees, when a privacy
+        mechanism is on (then per-bank values also stay out of the record).
     secure : bool
         Whether secure aggregation is on (then banks send means and weigh equally).
     run_dir : Path
@@ -169,7 +164,7 @@ def collect_explanations(
         rows=None if secure else {b: parts[b][config.methods[0]].rows for b in banks},
         weighting="equal per institution (secure aggregation)" if secure else "rows",
         per_bank=None
-        if private
+        if warning is not None
         else {
             b: {m.value: _named(features, parts[b][m].mean()) for m in config.methods}
             for b in banks
@@ -177,7 +172,7 @@ def collect_explanations(
         failures=failures,
         baseline="feature means of the coordinator's held-out set",
         data=f"each institution's validation rows (at most {config.max_rows})",
-        warning=PRIVATE_RELEASE_WARNING if private else None,
+        warning=warning,
         plot=PLOT_FILE,
     )
     plot_explanations(record, config.methods, run_dir / PLOT_FILE, top_k=config.top_k)

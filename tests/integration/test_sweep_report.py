@@ -69,7 +69,7 @@ def test_opted_in_explanations_under_dp_are_released_with_a_warning(sweep_dir):
     summary = json.loads((sweep_dir / "0" / "summary.json").read_text())
     explanations = summary["explanations"]
 
-    assert "NOT covered by the run's differential-privacy guarantee" in explanations["warning"]
+    assert "NOT covered by the record-level DP-SGD guarantee" in explanations["warning"]
     assert explanations["per_bank"] is None  # per-bank values stay out of the run record
     assert explanations["banks"] == ["bank_a", "bank_b", "bank_c"]
     assert set(explanations["permutation"]) == set(explanations["integrated_gradients"])
