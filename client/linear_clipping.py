@@ -28,8 +28,12 @@ CLIP_EPSILON = 1e-6
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear] | None:
-    """Return the model's Linear layers if they hold every parameter, else ``None``."""
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    """Return the model's Linear layers if they hold every parameter, else ``None``.
+
+    Only plain ``nn.Linear`` counts: subclasses such as Opacus's ``RNNLinear`` gates
+    are applied once per time step, which the one-backward formula does not cover.
+    """
+    layers = [m for m in model.modules() if type(m) is nn.Linear]
     owned = {id(p) for layer in layers for p in layer.parameters()}
     if not layers or any(layer.bias is None for layer in layers):
         return None

@@ -79,7 +79,9 @@ def load_node_data(
     min_rows : int
         Fewest training rows the configured batch needs.
     seed : int
-        Run seed; the validation split depends on it and on the institution only.
+        Run seed; the validation split depends on it and on the institution only. When
+        the schema names a ``time`` column the split is chronological instead: the
+        latest rows are the validation rows.
 
     Returns
     -------
@@ -105,9 +107,13 @@ def load_node_data(
         table = load_table(file, schema, min_rows=needed)
         encoder = TableEncoder(schema)
         x, y = encoder.encode(table), encoder.labels(table)
-        order = np.random.default_rng(institution_seed(seed, institution)).permutation(len(y))
         n_val = round(len(y) * VALIDATION_FRACTION)
-        val, train = order[:n_val], order[n_val:]
+        if schema.time:  # time-ordered rows: validate on the latest, never train on them
+            order = np.argsort(table[schema.time].to_numpy(), kind="stable")
+            train, val = order[: len(y) - n_val], order[len(y) - n_val :]
+        else:
+            order = np.random.default_rng(institution_seed(seed, institution)).permutation(len(y))
+            val, train = order[:n_val], order[n_val:]
         _CACHE[key] = NodeData(
             institution=institution,
             x_train=x[train],

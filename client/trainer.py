@@ -328,10 +328,12 @@ def _training_tensors(
     if y_arr.shape != (x_arr.shape[0],):
         raise ValueError(f"`y` must have shape ({x_arr.shape[0]},) to match `x`; got {y_arr.shape}")
     first_linear = next((m for m in model.modules() if isinstance(m, nn.Linear)), None)
-    if first_linear is not None and first_linear.in_features != x_arr.shape[1]:
+    expected = getattr(model, "n_inputs", None)  # sequence models: window × step features
+    if expected is None and first_linear is not None:
+        expected = first_linear.in_features
+    if expected is not None and expected != x_arr.shape[1]:
         raise ValueError(
-            f"`x` must have {first_linear.in_features} feature columns for this model; "
-            f"got {x_arr.shape[1]}"
+            f"`x` must have {expected} feature columns for this model; got {x_arr.shape[1]}"
         )
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below
         features = np.ascontiguousarray(x_arr, dtype=np.float32)

@@ -16,6 +16,8 @@ class DataSource(str, Enum):
     """Where a simulated consortium's rows come from."""
 
     synthetic_credit = "synthetic_credit"
+    synthetic_fraud = "synthetic_fraud"
+    synthetic_market = "synthetic_market"
     table = "table"
 
 
@@ -78,6 +80,77 @@ class TableSource:
 
 
 @dataclass
+class FraudSource:
+    """Knobs of the synthetic transaction generator (``source: synthetic_fraud``).
+
+    Parameters
+    ----------
+    rows_scale : float (default: 10.0)
+        Each institution holds ``rows × rows_scale`` transactions (``consortium``
+        rows are sized for credit files; fraud needs more rows per positive).
+    test_rows : int (default: 100000)
+        Held-out transactions drawn from the consortium-wide population.
+    fraud_rate_low, fraud_rate_high : float (default: 0.001, 0.01)
+        Each institution's fraud rate is drawn log-uniformly from this range.
+    """
+
+    rows_scale: float = field(default=10.0, metadata={"help": "transactions per consortium row"})
+    test_rows: int = field(default=100_000, metadata={"help": "held-out transactions"})
+    fraud_rate_low: float = field(default=0.001, metadata={"help": "lowest bank fraud rate"})
+    fraud_rate_high: float = field(default=0.01, metadata={"help": "highest bank fraud rate"})
+
+    def __post_init__(self) -> None:
+        if not self.rows_scale > 0:
+            raise ValueError(f"`task.fraud.rows_scale` must be positive; got {self.rows_scale}")
+        if self.test_rows < 100:
+            raise ValueError(f"`task.fraud.test_rows` must be at least 100; got {self.test_rows}")
+        if not 0.0 < self.fraud_rate_low <= self.fraud_rate_high < 1.0:
+            raise ValueError(
+                "`task.fraud.fraud_rate_low` and `fraud_rate_high` must satisfy "
+                f"0 < low <= high < 1; got {self.fraud_rate_low}, {self.fraud_rate_high}"
+            )
+
+
+@dataclass
+class MarketSource:
+    """Knobs of the synthetic multi-asset market (``source: synthetic_market``).
+
+    Parameters
+    ----------
+    rows_scale : float (default: 1.0)
+        Each institution holds ``rows × rows_scale`` periods of history (window rows).
+    window : int (default: 20)
+        Lagged periods per row, the recurrent model's sequence length.
+    test_periods : int (default: 1000)
+        Periods after the forecast origin in the held-out set (every bank's book).
+    coverage : float (default: 0.95)
+        Confidence level of each bank's historical-simulation VaR.
+    var_window : int (default: 250)
+        Trailing periods the VaR is computed from.
+    """
+
+    rows_scale: float = field(default=1.0, metadata={"help": "history periods per row"})
+    window: int = field(default=20, metadata={"help": "lags per row"})
+    test_periods: int = field(default=1000, metadata={"help": "held-out periods"})
+    coverage: float = field(default=0.95, metadata={"help": "VaR confidence level"})
+    var_window: int = field(default=250, metadata={"help": "VaR look-back periods"})
+
+    def __post_init__(self) -> None:
+        if not self.rows_scale > 0:
+            raise ValueError(f"`task.market.rows_scale` must be positive; got {self.rows_scale}")
+        if self.window < 2:
+            raise ValueError(f"`task.market.window` must be at least 2; got {self.window}")
+        if self.test_periods < 20:
+            raise ValueError(
+                f"`task.market.test_periods` must be at least 20; got {self.test_periods}"
+            )
+        if not 0.5 < self.coverage < 1.0:
+            raise ValueError(f"`task.market.coverage` must be in (0.5, 1); got {self.coverage}")
+        if self.var_window < 20:
+            raise ValueError(f"`task.market.var_window` must be at least 20; got {self.var_window}")
+
+
+@dataclass
 class TaskConfig:
     """Schema of ``task/*.yaml``.
 
@@ -91,6 +164,10 @@ class TaskConfig:
         Columns of the institutions' tables; the synthetic generator supplies its own.
     table : TableSource | None (default: None)
         The real table to partition (``source: table``).
+    fraud : FraudSource | None (default: None)
+        Transaction generator knobs (``source: synthetic_fraud``; defaults if unset).
+    market : MarketSource | None (default: None)
+        Market generator knobs (``source: synthetic_market``; defaults if unset).
     model : ModelSpec
         The risk model.
     train : TrainSpec
@@ -109,6 +186,8 @@ class TaskConfig:
     source: DataSource = field(default=DataSource.synthetic_credit, metadata={"help": "data"})
     schema: TableSchema | None = field(default=None, metadata={"help": "table columns"})
     table: TableSource | None = field(default=None, metadata={"help": "real table to split"})
+    fraud: FraudSource | None = field(default=None, metadata={"help": "fraud generator"})
+    market: MarketSource | None = field(default=None, metadata={"help": "market generator"})
     model: ModelSpec = field(default_factory=ModelSpec, metadata={"help": "risk model"})
     train: TrainSpec = field(default_factory=TrainSpec, metadata={"help": "local training"})
     threshold: float = field(default=0.5, metadata={"help": "decision threshold"})
@@ -123,6 +202,17 @@ class TaskConfig:
         self.source = DataSource(self.source)
         if self.source is DataSource.table and (self.table is None or self.schema is None):
             raise ValueError("`task.table` and `task.schema` must both be set when source is table")
+        if self.source is DataSource.synthetic_fraud and self.fraud is None:
+            self.fraud = FraudSource()
+        if self.source is DataSource.synthetic_market:
+            self.market = self.market or MarketSource()
+            if self.model.kind.recurrent and self.model.window in (0, self.market.window):
+                self.model.window = self.market.window
+            elif self.model.kind.recurrent:
+                raise ValueError(
+                    f"`task.model.window` must equal `task.market.window` "
+                    f"({self.market.window}); got {self.model.window}"
+                )
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"`task.threshold` must be in (0, 1); got {self.threshold}")
         if not 0.0 < self.false_alarm_rate < 1.0:

@@ -38,7 +38,7 @@ def load_table(path: str | Path, schema: TableSchema, *, min_rows: int = 1) -> p
     pandas.DataFrame
         Exactly ``schema.columns`` in order, with a fresh ``RangeIndex``: numeric
         features as float64, categorical features and the protected attribute as
-        ``str``, the label as int64 (0 or 1). Values outside a feature's
+        ``str``, the label and the time column as int64 (label 0 or 1). Values outside a feature's
         ``[low, high]`` are kept; the encoder clips them.
 
     Raises
@@ -64,6 +64,9 @@ def load_table(path: str | Path, schema: TableSchema, *, min_rows: int = 1) -> p
         column = raw[name]
         if name == schema.label:
             out[name] = _labels(column, file=file, name=name)
+        elif name == schema.time:
+            stamp = FeatureSpec(name=name, low=-(2.0**53), high=2.0**53, integer=True)
+            out[name] = _numbers(column, stamp, file=file).astype(np.int64)
         elif name not in specs:
             out[name] = _categories(column, None, file=file, name=name)
         elif specs[name].kind is FeatureKind.numeric:

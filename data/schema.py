@@ -121,6 +121,9 @@ class TableSchema:
         Protected-attribute columns kept for fairness reports (e.g. ``[black, hispan,
         male]``); each is a model input only if it is also listed in ``features``. A
         single name is accepted for one column; ``None`` means none.
+    time : str | None (default: None)
+        Integer timestamp column of time-ordered tasks (``market_risk``): never a model
+        input; a node keeps its latest rows for validation.
 
     Raises
     ------
@@ -135,6 +138,9 @@ class TableSchema:
     label: str = field(default="default", metadata={"help": "binary target column"})
     protected: list[str] | None = field(
         default=None, metadata={"help": "protected-attribute columns for fairness reports"}
+    )
+    time: str | None = field(
+        default=None, metadata={"help": "integer timestamp column (time-ordered tasks)"}
     )
 
     def __post_init__(self) -> None:
@@ -165,6 +171,11 @@ class TableSchema:
                 raise ValueError(f"`protected` must differ from the label; got {name!r}")
         if len(set(self.protected)) != len(self.protected):
             raise ValueError(f"`protected` columns must be distinct; got {self.protected}")
+        if self.time is not None and self.time in {*names, self.label, *self.protected}:
+            raise ValueError(
+                f"`time` must differ from the features, label and protected columns; "
+                f"got {self.time!r}"
+            )
 
     @property
     def feature_names(self) -> list[str]:
@@ -181,4 +192,5 @@ class TableSchema:
         """All columns of a valid table: features, then label, then extra protected ones."""
         names = self.feature_names
         extra = [name for name in self.protected_columns if name not in names]
-        return [*names, self.label, *extra]
+        stamp = [self.time] if self.time else []
+        return [*names, self.label, *extra, *stamp]

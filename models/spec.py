@@ -11,10 +11,17 @@ from enum import Enum
 
 
 class ModelKind(str, Enum):
-    """Which tabular model to build."""
+    """Which risk model to build: tabular, or recurrent over lagged windows."""
 
     logistic = "logistic"
     mlp = "mlp"
+    gru = "gru"
+    lstm = "lstm"
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the model reads each row as a ``(window, features)`` sequence."""
+        return self in (ModelKind.gru, ModelKind.lstm)
 
 
 class LossKind(str, Enum):
@@ -39,11 +46,19 @@ class ModelSpec:
     Parameters
     ----------
     kind : ModelKind (default: mlp)
-        ``logistic`` (one linear layer) or ``mlp``.
+        ``logistic`` (one linear layer), ``mlp``, or a recurrent ``gru`` / ``lstm``
+        (:mod:`fedrisk.models.sequence`).
     hidden : list[int] (default: [64, 32])
-        Widths of the MLP's hidden layers; ignored for ``logistic``.
+        Widths of the MLP's hidden layers; ignored for ``logistic``. For ``gru`` and
+        ``lstm`` the first is the recurrent state size and the rest the head's widths.
     dropout : float (default: 0.1)
         Dropout after each hidden layer, in [0, 1).
+    window : int (default: 0)
+        Recurrent kinds only: time steps per row; each row's inputs are lag-major, so
+        they reshape to ``(window, n_inputs // window)``. 0 lets the task fill it in.
+    attention : bool (default: False)
+        Recurrent kinds only: pool the states over time with learned attention weights
+        instead of reading the last state.
     """
 
     kind: ModelKind = field(default=ModelKind.mlp, metadata={"help": "logistic or mlp"})
@@ -51,11 +66,17 @@ class ModelSpec:
         default_factory=lambda: [64, 32], metadata={"help": "MLP hidden-layer widths"}
     )
     dropout: float = field(default=0.1, metadata={"help": "dropout rate in [0, 1)"})
+    window: int = field(default=0, metadata={"help": "recurrent: time steps per row"})
+    attention: bool = field(default=False, metadata={"help": "recurrent: attention pooling"})
 
     def __post_init__(self) -> None:
         self.kind = ModelKind(self.kind)
-        if self.kind is ModelKind.mlp and not self.hidden:
-            raise ValueError("`model.hidden` must list at least one width for an mlp; got []")
+        if self.kind is not ModelKind.logistic and not self.hidden:
+            raise ValueError(
+                f"`model.hidden` must list at least one width for a {self.kind.value}; got []"
+            )
+        if self.window < 0 or (self.window == 1 and self.kind.recurrent):
+            raise ValueError(f"`model.window` must be 0 or at least 2; got {self.window}")
         if any(int(w) < 1 for w in self.hidden):
             raise ValueError(f"`model.hidden` widths must be positive; got {list(self.hidden)}")
         if not 0.0 <= self.dropout < 1.0:

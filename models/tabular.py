@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .sequence import build_sequence_model
 from .spec import ModelKind, ModelSpec
 
 
@@ -46,7 +47,8 @@ def build_model(spec: ModelSpec, n_inputs: int, *, seed: int) -> nn.Module:
     ----------
     spec : ModelSpec
         ``logistic`` builds one ``Linear(n_inputs, 1)``; ``mlp`` builds
-        ``Linear -> ReLU -> Dropout`` per hidden width, then ``Linear(·, 1)``.
+        ``Linear -> ReLU -> Dropout`` per hidden width, then ``Linear(·, 1)``; ``gru``
+        and ``lstm`` build a :class:`fedrisk.models.sequence.SequenceRiskModel`.
     n_inputs : int
         Number of features.
     seed : int
@@ -55,12 +57,14 @@ def build_model(spec: ModelSpec, n_inputs: int, *, seed: int) -> nn.Module:
     Returns
     -------
     torch.nn.Module
-        A :class:`TabularRiskModel` in training mode, returning logits of shape ``(n,)``.
+        A :class:`TabularRiskModel` (or a sequence model) in training mode, returning
+        logits of shape ``(n,)``.
 
     Raises
     ------
     ValueError
-        If ``n_inputs`` is not a positive integer or ``seed`` is negative.
+        If ``n_inputs`` is not a positive integer or ``seed`` is negative, or (recurrent
+        kinds) ``n_inputs`` is not a multiple of ``spec.window``.
 
     Notes
     -----
@@ -72,6 +76,8 @@ def build_model(spec: ModelSpec, n_inputs: int, *, seed: int) -> nn.Module:
     _check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
+        if ModelKind(spec.kind).recurrent:
+            return build_sequence_model(spec, n_inputs)
         layers: list[nn.Module] = []
         width = n_inputs
         if ModelKind(spec.kind) is ModelKind.mlp:

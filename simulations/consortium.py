@@ -15,7 +15,9 @@ import pandas as pd
 from fedrisk.conf.consortium import ConsortiumConfig, InstitutionConfig
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.conf.task import DataSource, PartitionKind, TableSource
+from fedrisk.data.fraud import fraud_schema, generate_fraud
 from fedrisk.data.loading import load_table
+from fedrisk.data.market import generate_market, market_schema
 from fedrisk.data.schema import TableSchema
 from fedrisk.data.synthetic import (
     BankProfile,
@@ -59,6 +61,11 @@ def resolve_schema(settings: FedriskConfig) -> FedriskConfig:
         return settings
     if settings.task.source is DataSource.synthetic_credit:
         return replace(settings, task=replace(settings.task, schema=credit_schema()))
+    if settings.task.source is DataSource.synthetic_fraud:
+        return replace(settings, task=replace(settings.task, schema=fraud_schema()))
+    if settings.task.source is DataSource.synthetic_market and settings.task.market is not None:
+        schema = market_schema(settings.task.market.window)
+        return replace(settings, task=replace(settings.task, schema=schema))
     raise ValueError("`task.schema` must be set for source table; got None")
 
 
@@ -108,6 +115,10 @@ def build_consortium(settings: FedriskConfig, data_dir: Path) -> BuiltConsortium
         raise ValueError("`task.schema` must be resolved; got None")
     if settings.task.source is DataSource.synthetic_credit:
         tables, test, oracle = _synthetic(settings)
+    elif settings.task.source is DataSource.synthetic_fraud:
+        tables, test, oracle = _synthetic_fraud(settings)
+    elif settings.task.source is DataSource.synthetic_market:
+        tables, test, oracle = _synthetic_market(settings)
     else:
         if settings.task.table is None:
             raise ValueError("`task.table` must be set for source table; got None")
@@ -147,6 +158,47 @@ def _synthetic(
         profiles, test_rows=settings.consortium.test_rows, seed=settings.seed
     )
     return dict(built.banks), built.test, np.asarray(built.test_true_pd, dtype=np.float64)
+
+
+def _scaled_sizes(settings: FedriskConfig, scale: float) -> list[tuple[str, int]]:
+    """Institution names and their rows times ``scale`` (at least 1)."""
+    return [
+        (inst.name, max(1, round(inst.rows * scale)))
+        for inst in institution_profiles(settings.consortium, seed=settings.seed)
+    ]
+
+
+def _synthetic_fraud(
+    settings: FedriskConfig,
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, np.ndarray]:
+    knobs = settings.task.fraud
+    if knobs is None:  # TaskConfig fills it for synthetic_fraud
+        raise ValueError("`task.fraud` must be set for source synthetic_fraud; got None")
+    built = generate_fraud(
+        _scaled_sizes(settings, knobs.rows_scale),
+        test_rows=knobs.test_rows,
+        fraud_rate_range=(knobs.fraud_rate_low, knobs.fraud_rate_high),
+        seed=settings.seed,
+    )
+    return built.banks, built.test, built.test_oracle
+
+
+def _synthetic_market(
+    settings: FedriskConfig,
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, np.ndarray]:
+    """Bank histories end at one forecast origin; the held-out set is what follows it."""
+    knobs = settings.task.market
+    if knobs is None:  # TaskConfig fills it for synthetic_market
+        raise ValueError("`task.market` must be set for source synthetic_market; got None")
+    built = generate_market(
+        _scaled_sizes(settings, knobs.rows_scale),
+        window=knobs.window,
+        test_periods=knobs.test_periods,
+        coverage=knobs.coverage,
+        var_window=knobs.var_window,
+        seed=settings.seed,
+    )
+    return built.banks, built.test, built.test_oracle
 
 
 def _from_table(

@@ -66,7 +66,7 @@ def test_every_consortium_config_validates():
         ("rounds=abc", "could not be converted to Integer"),
         ("rounds=0", "`rounds` must be at least 1; got 0"),
         ("strategy.foo=1", "Key 'foo' not in 'StrategyConfig'"),
-        ("task.model.kind=tree", "expected one of [logistic, mlp]"),
+        ("task.model.kind=tree", "expected one of [logistic, mlp, gru, lstm]"),
         ("task.model.dropout=1.5", "`model.dropout` must be in [0, 1); got 1.5"),
         ("strategy.proximal_mu=0.3", "applies to fedprox only"),
         ("task.train.batch_size=0", "`train.batch_size` must be at least 1; got 0"),
