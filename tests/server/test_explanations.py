@@ -162,3 +162,43 @@ def test_a_reply_for_other_features_is_left_out_and_named(tmp_path: Path) -> Non
     assert set(record["failures"]) == {"bank_b"}
     assert record["failures"]["bank_b"].startswith("bank_b's explanation must cover the features")
     assert set(record["rows"]) == {"bank_a", "bank_c"}
+
+
+class RefusingGrid(BankGrid):
+    """bank_c's node declines, as a node whose configuration forbids explanations does."""
+
+    def send_and_receive(self, messages_, *, timeout=None):
+        replies = list(super().send_and_receive(messages_, timeout=timeout))
+        for reply in replies:
+            if reply.metadata.src_node_id == NODE_OF["bank_c"]:
+                reply.content = RecordDict(
+                    {messages.REFUSAL: ConfigRecord({messages.REFUSAL_REASON: "not here"})}
+                )
+        return replies
+
+
+def test_a_refusal_is_recorded_with_its_reason_and_off_means_off(tmp_path: Path) -> None:
+    settings = settings_for("explain.repeats=1", "explain.ig_steps=4")
+    setups = {
+        NODE_OF[name]: NodeSetup(settings, name, bank_data(settings, name, seed))
+        for seed, name in enumerate(NAMES)
+    }
+    width = setups[NODE_OF["bank_a"]].data.x_val.shape[1]
+    arrays = ArrayRecord(build_model(settings.task.model, width, seed=1).state_dict())
+    held_out = np.zeros((4, width), dtype=np.float32)
+
+    record = explain_final_model(
+        RefusingGrid(setups), settings, NODE_OF, arrays, held_out_x=held_out, run_dir=tmp_path
+    )
+    off = explain_final_model(
+        BankGrid({}),
+        settings_for("explain.enabled=false"),
+        NODE_OF,
+        arrays,
+        held_out_x=held_out,
+        run_dir=tmp_path,
+    )
+
+    assert record["failures"] == {"bank_c": "bank_c declined: not here"}
+    assert record["banks"] == ["bank_a", "bank_b"]
+    assert off == {"skipped": "explain.enabled is false"}
