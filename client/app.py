@@ -170,7 +170,15 @@ def train(msg: Message, context: Context) -> Message:
         update.record(messages.update_digest(sent))
     content[messages.METRICS] = MetricRecord(metrics)
     content[messages.NODE] = node_record(setup)
+    content[messages.BINDING] = ConfigRecord(
+        {messages.RUN_ID: run_id_of(context), messages.SERVER_ROUND: server_round}
+    )
     return Message(content=content, reply_to=msg)
+
+
+def run_id_of(context: Context) -> str:
+    """Return fedrisk's run id (stable across a resume), else Flower's run id."""
+    return messages.run_id_of(context.run_config) or str(context.run_id)
 
 
 def _clipping_norm(config: ConfigRecord) -> float | None:

@@ -90,7 +90,7 @@ def node_privacy(
             f"`privacy.accountant` must stay {ledger.entries[-1].accountant} for this dataset; "
             f"got {accountant}"
         )
-    run_id = str(context.run_id)
+    run_id = messages.run_id_of(context.run_config) or str(context.run_id)
     noise = _cached_plan(context, run_id)
     if noise is None:
         prior = [e.mechanism_obj for e in ledger.entries if e.run_id != run_id]

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
 
-from fedrisk.client import private_round
+from fedrisk.client import private_round, released_updates
 from fedrisk.client.dp_trainer import train_private
 from fedrisk.client.node_data import institution_seed
 from fedrisk.client.node_setup import NodeSetup, node_record, row_metrics
 from fedrisk.models.tabular import get_weights
 from fedrisk.privacy.calibration import PrivacyPlanError
+from fedrisk.privacy.ledger import LedgerEntry
 from fedrisk.strategies import messages
 
 
@@ -49,6 +50,12 @@ def train_private_update(
         )
     except PrivacyPlanError as err:
         return refusal_content(setup, private_round.refusal_record(str(err)))
+    received = messages.update_digest(ArrayRecord(model.state_dict()))
+    released = [
+        e for e in node.ledger.entries if e.run_id == node.run_id and e.round == server_round
+    ]
+    if released:
+        return _release_again(setup, node, released[-1], server_round, received)
     decision, planned = private_round.gate(node, settings, setup.data)
     if not decision.allowed:
         return refusal_content(setup, private_round.budget_refusal(node, decision))
@@ -66,7 +73,21 @@ def train_private_update(
         raise RuntimeError(f"{setup.institution}: trained {trained.mechanism}, gated {planned}")
     epsilon = decision.projected
 
+    arrays = ArrayRecord(model.state_dict())
+
     def record(digest: str) -> None:
+        if digest == messages.update_digest(arrays):  # a plaintext update: keep a copy
+            released_updates.keep(
+                released_updates.released_dir(node.ledger.path, setup.institution),
+                released_updates.ReleasedUpdate(
+                    run_id=node.run_id,
+                    round=server_round,
+                    arrays=arrays,
+                    n_examples=trained.result.n_examples,
+                    loss=trained.result.loss,
+                    received_sha256=received,
+                ),
+            )
         private_round.record_round(
             node,
             settings,
@@ -77,7 +98,7 @@ def train_private_update(
         )
 
     return TrainedUpdate(
-        arrays=ArrayRecord(model.state_dict()),
+        arrays=arrays,
         n_examples=trained.result.n_examples,
         loss=trained.result.loss,
         metrics={
@@ -87,6 +108,49 @@ def train_private_update(
             messages.NOISE_MULTIPLIER: node.noise_multiplier,
         },
         record=record,
+    )
+
+
+def _release_again(
+    setup: NodeSetup,
+    node: private_round.NodePrivacy,
+    entry: LedgerEntry,
+    server_round: int,
+    received: str,
+) -> TrainedUpdate | RecordDict:
+    """Answer a round the ledger already holds with the update released then.
+
+    The update must be the one the entry signed and have been trained from the same
+    global model; otherwise the node refuses (training again would spend privacy twice).
+    """
+    kept = released_updates.find(
+        released_updates.released_dir(node.ledger.path, setup.institution),
+        run_id=node.run_id,
+        server_round=server_round,
+    )
+    if (
+        kept is None
+        or messages.update_digest(kept.arrays) != entry.update_sha256
+        or kept.received_sha256 != received
+    ):
+        return refusal_content(
+            setup,
+            private_round.refusal_record(
+                f"{setup.institution}: round {server_round} of run {node.run_id} was already "
+                f"released (ledger entry {entry.seq}) from another model or without a kept "
+                "copy; training it again would spend its privacy twice"
+            ),
+        )
+    return TrainedUpdate(
+        arrays=kept.arrays,
+        n_examples=kept.n_examples,
+        loss=kept.loss,
+        metrics={
+            messages.EPSILON: entry.epsilon,
+            messages.EPSILON_BUDGET: node.budget.epsilon,
+            messages.DELTA: node.budget.delta,
+            messages.NOISE_MULTIPLIER: node.noise_multiplier,
+        },
     )
 
 

@@ -23,6 +23,7 @@ from fedrisk.conf.privacy import ClippingSide, PrivacyConfig, PrivacyMode
 from fedrisk.conf.secagg import SecAggConfig
 from fedrisk.conf.strategy import StrategyConfig, StrategyName
 from fedrisk.conf.task import TaskConfig
+from fedrisk.conf.validation import ValidationConfig
 
 SCHEMA_NAME = "fedrisk_schema"
 RUN_CONFIG_KEY = "fedrisk-config"
@@ -69,13 +70,23 @@ class FedriskConfig:
     seed : int (default: 42)
         Seed for data generation, initialisation, sampling and local training.
     round_timeout : float (default: 600.0)
-        Seconds the server waits for replies in each message round.
+        Seconds the server waits for replies in each training and evaluation message
+        round (secure aggregation's extra stages have ``secagg.timeouts``); a bank that
+        has not answered by then is a dropout for that round.
+    roll_call_timeout : float (default: 600.0)
+        Seconds the server waits for the roll call and for the ledgers at the end.
     consortium, task, strategy, privacy, secagg
         The config groups.
     simulation : SimulationConfig
         Simulation-engine settings (ignored by deployments).
     faults : FaultsConfig
         Failures injected into simulated institutions (ignored by deployments).
+    validation : ValidationConfig
+        What the coordinator checks in every update besides shapes, dtypes, finite
+        values and the run/round binding.
+    resume : str (default: "")
+        A run directory to continue from its last checkpoint (``fedrisk simulate
+        resume=RUN_DIR``; the run's own configuration is used).
     explain : ExplainConfig
         Explanations of the final global model (see :mod:`fedrisk.conf.explain`).
     """
@@ -83,6 +94,9 @@ class FedriskConfig:
     rounds: int = field(default=10, metadata={"help": "federated rounds"})
     seed: int = field(default=42, metadata={"help": "seed for everything random"})
     round_timeout: float = field(default=600.0, metadata={"help": "seconds per message round"})
+    roll_call_timeout: float = field(
+        default=600.0, metadata={"help": "seconds for the roll call and ledger collection"}
+    )
     consortium: ConsortiumConfig = MISSING
     task: TaskConfig = MISSING
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
@@ -90,6 +104,8 @@ class FedriskConfig:
     secagg: SecAggConfig = field(default_factory=SecAggConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
     faults: FaultsConfig = field(default_factory=FaultsConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    resume: str = field(default="", metadata={"help": "run directory to resume"})
     explain: ExplainConfig = field(default_factory=ExplainConfig)
 
     def __post_init__(self) -> None:
@@ -97,6 +113,8 @@ class FedriskConfig:
             raise ValueError(f"`rounds` must be at least 1; got {self.rounds}")
         if not self.round_timeout > 0:
             raise ValueError(f"`round_timeout` must be positive; got {self.round_timeout}")
+        if not self.roll_call_timeout > 0:
+            raise ValueError(f"`roll_call_timeout` must be positive; got {self.roll_call_timeout}")
         self._check_across_groups()
 
     def _check_across_groups(self) -> None:
@@ -110,13 +128,10 @@ class FedriskConfig:
             )
             if self.secagg.enabled:
                 self.secagg.checked_for(count)
+                self.faults.check_with_secagg()
             names = {i.name for i in consortium.institutions}
-            for fault in self.faults.dropouts:
-                if names and fault.institution not in names:
-                    raise ValueError(
-                        f"`faults.dropouts[].institution` must be one of {sorted(names)}; "
-                        f"got {fault.institution!r}"
-                    )
+            if names:
+                self.faults.check_institutions(names)
             if self.strategy.min_train_nodes > count:
                 raise ValueError(
                     f"`strategy.min_train_nodes` must be at most the {count} institutions of "

@@ -19,6 +19,7 @@ from fedrisk.conf.root import FedriskConfig, settings_from_run_config
 from fedrisk.conf.secagg import FailurePolicy
 from fedrisk.models.tabular import build_model
 from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest
+from fedrisk.server.checkpoint import CheckpointWriter, config_digest, load_checkpoint
 from fedrisk.server.evaluation import CentralEvaluator, HeldOutSet
 from fedrisk.server.explanations import explain_final_model
 from fedrisk.server.ledger_collection import collect_ledgers
@@ -35,6 +36,7 @@ from fedrisk.server.records import (
 from fedrisk.server.risk_report import final_risk_report
 from fedrisk.server.roll_call import Roster, roll_call
 from fedrisk.server.rounds import LoopResult, LoopSettings, RoundLoop
+from fedrisk.server.update_validation import validator_for
 from fedrisk.strategies import build_strategy, messages
 from fedrisk.strategies.central_dp import SCOPE, wrap_central_dp
 from fedrisk.strategies.secagg import wire
@@ -80,6 +82,8 @@ def coordinate(
     ------
     fedrisk.server.roll_call.RollCallError
         If too few institutions answered the roll call.
+    fedrisk.server.checkpoint.CheckpointError
+        If the run is resumed and its checkpoint is missing or of another run.
     """
     torch.set_num_threads(1)
     schema = settings.task.schema
@@ -92,7 +96,7 @@ def coordinate(
         grid,
         expected=institutions,
         minimum=minimum,
-        timeout=settings.round_timeout,
+        timeout=settings.roll_call_timeout,
         setup=None if keys is None else {wire.SETUP: keys.setup_record()},
     )
 
@@ -114,7 +118,12 @@ def coordinate(
         )
     if keys is not None:
         strategy = _secure(strategy, settings, keys, roster, n_institutions=len(institutions))
-    recorder = RunRecorder(run_dir)
+    run_id = messages.run_id_of(run_config) or str(grid.run.run_id)
+    resumed = None
+    if run_config.get(messages.RESUME) == "true":
+        resumed = load_checkpoint(run_dir)
+        resumed.check_against(run_id=run_id, settings=settings)
+    recorder = RunRecorder(run_dir, history=None if resumed is None else resumed.records)
     loop = RoundLoop(
         grid,
         strategy,
@@ -129,8 +138,14 @@ def coordinate(
             show_progress=True,
             skip_failed_rounds=settings.secagg.on_failure is FailurePolicy.skip,
         ),
+        validator=validator_for(
+            settings, run_id=run_id, initial=initial, n_institutions=len(institutions)
+        ),
+        checkpoints=CheckpointWriter(
+            run_dir, run_id=run_id, seed=settings.seed, config_sha256=config_digest(settings)
+        ),
     )
-    result = loop.run(initial)
+    result = loop.run(initial, resume=resumed)
 
     save_model(run_dir / MODEL_FILE, result.arrays)
     ledgers = (
@@ -184,6 +199,7 @@ def coordinate(
             ),
             "rejected_nodes": {str(k): v for k, v in roster.rejected.items()},
             "seed": settings.seed,
+            "run_id": run_id,
             "strategy": settings.strategy.name.value,
             "privacy": settings.privacy.mode.value,
             "secagg": settings.secagg.mode.value,
@@ -227,7 +243,7 @@ def _collect_ledgers(
     if not copy.exists():
         manifest.save(copy)
     return collect_ledgers(
-        grid, dict(roster.node_of), manifest, run_dir, timeout=settings.round_timeout
+        grid, dict(roster.node_of), manifest, run_dir, timeout=settings.roll_call_timeout
     )
 
 

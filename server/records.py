@@ -74,17 +74,24 @@ class RunRecorder:
     run_dir : Path
         The run directory (created if missing). An existing ``metrics.jsonl`` is
         replaced: a run starts its record afresh.
+    history : list[dict] (default: [])
+        Earlier rounds' records (a resumed run's checkpoint), written first.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, *, history: list[dict] | None = None) -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self._metrics = run_dir / METRICS_FILE
+        self.records: list[dict] = []
         self._metrics.write_text("")
+        for record in history or []:
+            self.round(record)
 
     def round(self, record: Mapping[str, object]) -> None:
         """Append one round's record and flush it to disk."""
-        line = json.dumps(json_safe(record), sort_keys=True, allow_nan=False)
+        safe = json_safe(record)
+        self.records.append(safe)  # type: ignore[arg-type]
+        line = json.dumps(safe, sort_keys=True, allow_nan=False)
         with self._metrics.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()

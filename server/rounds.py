@@ -18,10 +18,12 @@ from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedClippingBase
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fedrisk.server.checkpoint import Checkpoint, CheckpointWriter, restore_strategy
 from fedrisk.server.evaluation import federated_metrics
 from fedrisk.server.grid_view import EligibleGrid
 from fedrisk.server.records import RunRecorder
 from fedrisk.server.roll_call import Roster
+from fedrisk.server.update_validation import UpdateValidator
 from fedrisk.strategies import messages
 from fedrisk.strategies.secagg import wire
 from fedrisk.strategies.secagg.strategy import SecureAggregation
@@ -74,6 +76,12 @@ class RoundLoop:
         Where each round is recorded.
     settings : LoopSettings
         Rounds, seed, timeout and the training quorum.
+    validator : UpdateValidator | None (default: None)
+        Checks every update before aggregation; a rejected one is recorded under
+        ``rejected`` in ``metrics.jsonl`` with its reason and left out.
+    checkpoints : CheckpointWriter | None (default: None)
+        Writes the checkpoint of every completed round, before its record is appended
+        to ``metrics.jsonl`` (a round in ``metrics.jsonl`` is always checkpointed).
     """
 
     def __init__(
@@ -84,6 +92,9 @@ class RoundLoop:
         evaluate: Callable[[ArrayRecord], dict[str, float]],
         recorder: RunRecorder,
         settings: LoopSettings,
+        *,
+        validator: UpdateValidator | None = None,
+        checkpoints: CheckpointWriter | None = None,
     ) -> None:
         self._grid = grid
         self._strategy = strategy
@@ -96,9 +107,15 @@ class RoundLoop:
         self._privacy = {name: dict(figures) for name, figures in roster.privacy.items()}
         self._secagg = strategy if isinstance(strategy, SecureAggregation) else None
         self._dp = _dp_wrapper(strategy)
+        self._validator = validator
+        self._checkpoints = checkpoints
 
-    def run(self, initial: ArrayRecord) -> LoopResult:
-        """Train for the configured rounds or until too few institutions can train."""
+    def run(self, initial: ArrayRecord, *, resume: Checkpoint | None = None) -> LoopResult:
+        """Train for the configured rounds or until too few institutions can train.
+
+        With ``resume``, continue after its completed round from its model and state
+        (``initial`` is then unused).
+        """
         result = LoopResult(
             arrays=initial,
             rounds_completed=0,
@@ -106,6 +123,7 @@ class RoundLoop:
             privacy=self._privacy,
             refusals=self._exhausted,
         )
+        first = 1 if resume is None else self._restore(resume, result)
         columns = (
             TextColumn("[bold]federated rounds"),
             BarColumn(),
@@ -114,8 +132,10 @@ class RoundLoop:
             TextColumn("{task.fields[status]}"),
         )
         with Progress(*columns, disable=not self._settings.show_progress) as bar:
-            task = bar.add_task("rounds", total=self._settings.rounds, status="")
-            for server_round in range(1, self._settings.rounds + 1):
+            task = bar.add_task(
+                "rounds", total=self._settings.rounds, completed=first - 1, status=""
+            )
+            for server_round in range(first, self._settings.rounds + 1):
                 stop = self._round(server_round, result)
                 if stop:
                     result.stop_reason = stop
@@ -165,14 +185,17 @@ class RoundLoop:
         failures.update({self._name(r): "reply carried no update" for r in answered if r not in ok})
         failures.update(aborted)
         updates = {self._name(r): messages.update_digest(messages.arrays_of(r.content)) for r in ok}
-        for reply in ok:
+        for reply in ok:  # a rejected update was still released: its privacy is spent
             self._note_privacy(reply)
+        rejected = self._validate(ok, server_round, result.arrays)
+        ok = [r for r in ok if self._name(r) not in rejected]
         record: dict[str, object] = {
             "round": server_round,
             "selected": sorted(self._institution_of[m.metadata.dst_node_id] for m in sent),
             "trained": sorted(self._name(r) for r in ok),
             "refusals": refused,
             "failures": failures,
+            "rejected": rejected,
             "update_sha256": updates,
         }
         if self._privacy:
@@ -184,8 +207,9 @@ class RoundLoop:
             self._recorder.round(record)
             reasons = [f"{k} refused: {v}" for k, v in refused.items()]
             reasons += [f"{k}: {v}" for k, v in failures.items()]
+            reasons += [f"{k} rejected: {v}" for k, v in rejected.items()]
             return (
-                f"round {server_round}: only {len(ok)} institutions returned an update "
+                f"round {server_round}: only {len(ok)} institutions returned a valid update "
                 f"(need {self._settings.min_train_nodes})"
                 + ("; " + "; ".join(reasons) if reasons else "")
             )
@@ -230,19 +254,74 @@ class RoundLoop:
             central=result.last_central,
             seconds=time.perf_counter() - started,
         )
-        self._recorder.round(record)
+        self._complete(server_round, record, result)
         return None
+
+    def _complete(self, server_round: int, record: dict[str, object], result: LoopResult) -> None:
+        """Checkpoint a completed round, then append its record to ``metrics.jsonl``."""
+        if self._checkpoints is not None:
+            self._checkpoints.save(
+                server_round,
+                model=result.arrays,
+                strategy=self._strategy,
+                loop={
+                    "rounds_completed": result.rounds_completed,
+                    "last_central": result.last_central,
+                    "last_federated": result.last_federated,
+                    "refusals": result.refusals,
+                    "institution_level": result.institution_level,
+                    "secagg": result.secagg,
+                },
+                records=[*self._recorder.records, record],
+            )
+        self._recorder.round(record)
+
+    def _restore(self, checkpoint: Checkpoint, result: LoopResult) -> int:
+        """Take the loop's state from ``checkpoint``; return the first round to run."""
+        loop = checkpoint.loop
+        result.arrays = checkpoint.model_record()
+        result.rounds_completed = int(loop["rounds_completed"])  # type: ignore[call-overload]
+        result.last_central = dict(loop["last_central"])  # type: ignore[call-overload]
+        result.last_federated = dict(loop["last_federated"])  # type: ignore[call-overload]
+        result.institution_level = dict(loop["institution_level"])  # type: ignore[call-overload]
+        result.secagg = dict(loop["secagg"])  # type: ignore[call-overload]
+        self._exhausted.update(dict(loop["refusals"]))  # type: ignore[call-overload]
+        restore_strategy(self._strategy, checkpoint.strategy)
+        if self._validator is not None:
+            self._validator.remember_records(checkpoint.records)
+        return checkpoint.completed_round + 1
 
     def _failed(
         self, server_round: int, record: dict[str, object], why: str, result: LoopResult
     ) -> str | None:
         """Record a round that could not be aggregated; skip it or stop the run."""
-        self._recorder.round(record)
         if self._secagg is None or not self._settings.skip_failed_rounds:
+            self._recorder.round(record)
             return f"round {server_round}: {why}"
         failed = result.secagg.setdefault("failed_rounds", {})
         failed[str(server_round)] = why  # type: ignore[index]
+        self._complete(server_round, record, result)
         return None
+
+    def _validate(
+        self, replies: list[Message], server_round: int, global_arrays: ArrayRecord
+    ) -> dict[str, str]:
+        """Reasons for rejecting updates, by institution; remember every digest received."""
+        validator = self._validator
+        if validator is None:
+            return {}
+        rejected = {}
+        for reply in replies:
+            name = self._name(reply)
+            reason = validator.check(
+                reply, institution=name, server_round=server_round, global_arrays=global_arrays
+            )
+            if reason is not None:
+                rejected[name] = reason
+        for reply in replies:
+            digest = messages.update_digest(messages.arrays_of(reply.content))
+            validator.remember(self._name(reply), digest, server_round)
+        return rejected
 
     def _secure_replies(self, replies: list[Message]) -> dict[str, str]:
         """Protocol aborts by institution; register re-advertisements of restarted nodes."""

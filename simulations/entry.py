@@ -8,6 +8,7 @@ the process with one readable line and exit code 2, never a traceback.
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from fedrisk.conf.root import ConfigError, FedriskConfig, load_settings, registe
 from fedrisk.data.errors import DataValidationError
 from fedrisk.privacy.ledger import LedgerTampered
 from fedrisk.server.roll_call import RollCallError
+from fedrisk.simulations.resume import resume_dir, resumed_config
 from fedrisk.strategies.messages import build_run_config
 
 if TYPE_CHECKING:
@@ -47,6 +49,9 @@ def simulate(argv: Sequence[str], *, data_hook: DataHook | None = None) -> int:
 
     register_configs()
     multirun = any(a in ("-m", "--multirun") for a in argv)
+    resume = None if multirun else resume_dir(argv)
+    if resume is not None:
+        return _resume(resume, argv, data_hook=data_hook)
     if not multirun and not any(a.startswith("-") for a in argv):
         try:
             check_overrides(argv)
@@ -80,6 +85,23 @@ def simulate(argv: Sequence[str], *, data_hook: DataHook | None = None) -> int:
     return 0
 
 
+def _resume(run_dir: Path, argv: Sequence[str], *, data_hook: DataHook | None) -> int:
+    """``fedrisk simulate resume=RUN_DIR``: continue the run from its checkpoint."""
+    try:
+        cfg, run_id = resumed_config(run_dir, argv)
+        run_simulation_job(cfg, run_dir, data_hook=data_hook, run_id=run_id)
+    except (
+        ConfigError,
+        DataValidationError,
+        RollCallError,
+        SimulationError,
+        LedgerTampered,
+    ) as err:
+        print(f"fedrisk simulate: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 def check_overrides(overrides: Sequence[str]) -> FedriskConfig:
     """Compose and validate the configuration without running anything.
 
@@ -106,12 +128,14 @@ def check_overrides(overrides: Sequence[str]) -> FedriskConfig:
 
 
 def run_simulation_job(
-    cfg: DictConfig, run_dir: Path, *, data_hook: DataHook | None = None
+    cfg: DictConfig, run_dir: Path, *, data_hook: DataHook | None = None, run_id: str = ""
 ) -> dict:
     """One simulated run: data, federation, baselines, records, comparison table.
 
     ``data_hook(settings, built)`` runs after the institutions' files are written and
-    before anything reads them; it may rewrite them in place.
+    before anything reads them; it may rewrite them in place. ``run_id`` is fedrisk's
+    run id (a fresh one when empty); with ``resume`` set in ``cfg`` the server continues
+    from the checkpoint in ``run_dir``.
     """
     import torch
     from rich.console import Console
@@ -129,7 +153,11 @@ def run_simulation_job(
 
     settings = resolve_schema(load_settings(OmegaConf.to_container(cfg, resolve=True)))  # type: ignore[arg-type]
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    if settings.resume:
+        (run_dir / "summary.json").unlink(missing_ok=True)
+    else:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    run_id = run_id or secrets.token_hex(8)
     console = Console(stderr=False)
     started = time.perf_counter()
     built = build_consortium(settings, run_dir / "data")
@@ -154,6 +182,8 @@ def run_simulation_job(
         institutions=built.institutions,
         manifest=str(provisioned.manifest_path) if provisioned else "",
         state_dir=str(provisioned.state_dir) if provisioned else "",
+        run_id=run_id,
+        resume=bool(settings.resume),
     )
     run_consortium(
         run_config,

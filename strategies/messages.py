@@ -60,6 +60,13 @@ TEST_PATH = "test-path"
 INSTITUTIONS = "institutions"
 MANIFEST = "manifest"
 STATE_DIR = "state-dir"
+#: fedrisk's own run id: the ledgers' ``run_id``, the same before and after a resume.
+RUN_ID = "fedrisk-run-id"
+#: The server resumes the run in ``run-dir`` from its checkpoint when this is "true".
+RESUME = "resume"
+
+#: ConfigRecord every training reply carries: the run and round it answers.
+BINDING = "binding"
 
 #: Keys of a node's ``node_config`` in deployment.
 NODE_INSTITUTION = "institution"
@@ -79,13 +86,19 @@ def build_run_config(
     institutions: Sequence[str],
     manifest: str = "",
     state_dir: str = "",
+    run_id: str = "",
+    resume: bool = False,
 ) -> dict[str, str]:
     """Assemble the ``run_config`` a ServerApp and its ClientApps start from.
 
     ``manifest`` (the consortium's public keys and budgets) and ``state_dir`` (where
-    simulated institutions keep keys and ledgers) are empty without DP.
+    simulated institutions keep keys and ledgers) are empty without DP. ``run_id`` is
+    fedrisk's run id (Flower's own is used when empty); ``resume`` makes the server
+    continue from the checkpoint in ``run_dir``.
     """
     return {
+        RUN_ID: run_id,
+        RESUME: "true" if resume else "",
         RUN_CONFIG_KEY: settings_to_json(settings),
         RUN_DIR: run_dir,
         DATA_DIR: data_dir,
@@ -105,6 +118,12 @@ def institutions_of(run_config: Mapping[str, object]) -> list[str]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValueError(f"run config `{INSTITUTIONS}` must be a JSON list of ids; got {raw}")
     return names
+
+
+def run_id_of(run_config: Mapping[str, object]) -> str | None:
+    """Return fedrisk's run id from the run config, or None when the launcher set none."""
+    value = run_config.get(RUN_ID)
+    return str(value) if value else None
 
 
 class MalformedMessage(ValueError):
