@@ -149,6 +149,24 @@ class Child:
         self._reader.join(timeout=5)
         return code
 
+    def wait_exit(self, *, timeout: float) -> int:
+        """Wait at most ``timeout`` seconds for the child to exit; return its exit code.
+
+        Raises
+        ------
+        ChildFailed
+            If it is still running then; the message quotes its last lines.
+        """
+        try:
+            code = self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ChildFailed(
+                f"{self.name} still running after {timeout:g} s; last output:\n"
+                f"{self.tail()}\n(log: {self.log})"
+            ) from None
+        self._reader.join(timeout=5)
+        return code
+
     def stop(self, grace: float = STOP_GRACE_S) -> int | None:
         """Stop the child and its descendants: SIGTERM, then SIGKILL after ``grace`` s.
 

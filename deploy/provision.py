@@ -233,7 +233,12 @@ def _coordinator_readme(banks: tuple[str, ...]) -> str:
     )
     return f"""The coordinator's folder (SuperLink). It holds no bank's private key.
 
-Start the SuperLink with TLS and SuperNode authentication:
+Start the SuperLink (TLS, SuperNode authentication, the banks below registered):
+  fedrisk server --consortium <this folder>
+Then submit a run (the same overrides as `fedrisk simulate`):
+  fedrisk run --consortium <this folder> --test <held-out table> privacy=dpsgd secagg=secaggplus
+
+What `fedrisk server` does, with Flower's own commands:
   flower-superlink --ssl-ca-certfile {CA_CERT_FILE} --ssl-certfile {SUPERLINK_CERT_FILE} \\
     --ssl-keyfile {SUPERLINK_KEY_FILE} --enable-supernode-auth --host 0.0.0.0 --port {FLEET_PORT}
 Then register each bank's SuperNode public key (Flower 1.41 no longer reads a CSV list):
@@ -251,7 +256,11 @@ def _bank_readme(bank: str, folder: Path, host: str) -> str:
     address = superlink_address(host, FLEET_PORT)
     return f"""{bank}'s folder. {SIGNING_KEY_FILE} and {NODE_AUTH_KEY_FILE} are private (mode 0600).
 
-Start the SuperNode (the coordinator registers {NODE_AUTH_PUBLIC_FILE} first):
+Start the SuperNode once the coordinator's `fedrisk server` runs (it registers
+{NODE_AUTH_PUBLIC_FILE}); your table is validated first and its path stays here:
+  fedrisk node --consortium <this folder> --data <your table>
+
+What `fedrisk node` does, with Flower's own command:
   flower-supernode --superlink {address} --root-certificates {CA_CERT_FILE} \\
     --auth-supernode-private-key {NODE_AUTH_KEY_FILE} \\
     --node-config '{node_config}'

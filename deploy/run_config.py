@@ -160,19 +160,18 @@ def for_consortium(
         if not _overridden(composed, f"secagg.timeouts.{stage}")
     }
     secagg = dataclasses.replace(settings.secagg, timeouts=dataclasses.replace(timeouts, **longer))
-    plain = json.loads(
-        settings_to_json(
-            dataclasses.replace(
-                settings,
-                consortium=consortium,
-                task=dataclasses.replace(settings.task, schema=schema),
-                privacy=privacy,
-                secagg=secagg,
-                faults=FaultsConfig(),
-            )
+    try:  # replace() re-validates: the cross-group rules now see the real consortium
+        fitted = dataclasses.replace(
+            settings,
+            consortium=consortium,
+            task=dataclasses.replace(settings.task, schema=schema),
+            privacy=privacy,
+            secagg=secagg,
+            faults=FaultsConfig(),
         )
-    )
-    return load_settings(plain)  # re-validated: cross-group rules see the real consortium
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    return load_settings(json.loads(settings_to_json(fitted)))
 
 
 def _overridden(composed: Composed, key: str) -> bool:

@@ -166,6 +166,11 @@ def _finish(
     summary_file = run_dir / SUMMARY_FILE
     if state.sub_status != "completed" or not summary_file.is_file():
         why = " ".join(state.details.split()) or "no summary was written"
+        if state.sub_status == "stopped":
+            why += (
+                " (stopped at the SuperLink: Ctrl-C, `flwr stop`, or a SuperLink restart; "
+                "a run cannot be resumed, start a new one)"
+            )
         print(
             f"{PROG}: run {run_id} ended {state.sub_status or state.status}: {why} "
             f"(Flower's log: {run_dir / RUN_LOG})",

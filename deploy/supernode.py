@@ -10,9 +10,11 @@ The data path goes into the SuperNode's node config, which stays on this machine
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,9 +34,15 @@ from fedrisk.strategies import messages
 PROG = "fedrisk node"
 LOG_FILE = "supernode.log"
 CONNECT_TIMEOUT_S = 120.0
+#: Present while a SuperNode of this folder runs; left behind when it was killed.
+RUNNING_FILE = "running"
+#: Flower counts a silent SuperNode online for two 30 s heartbeats (HEARTBEAT_PATIENCE).
+RESTART_PATIENCE_S = 100.0
+RETRY_S = 10.0
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 _CONNECTED = r"SuperNode ID: \d+"
+_RECEIVED = re.compile(r"Receiving: (\S+) message")
 _GAVE_UP = r"Failed to activate SuperNode|Exit Code: \d+"
 _REFUSED = ("Failed to activate SuperNode", "code: 2004", "Invalid SuperNode authentication")
 
@@ -133,24 +141,14 @@ def node_command(argv: Sequence[str]) -> int:
         f"{len(table.y_val):,} validation rows, fingerprint {table.fingerprint[:12]}…)"
     )
     bank.runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    running = bank.runtime / RUNNING_FILE
     with stop_requests() as stopping:
-        node = Child(
-            f"{bank.institution}'s SuperNode",
-            argv_flower,
-            log=bank.runtime / LOG_FILE,
-            env=flower_environment(bank.runtime / "flwr-home"),
-            echo=_echo_all if args.verbose else _echo_progress,
-            own_group=False,
-        )
         try:
-            line = node.wait_for(f"{_CONNECTED}|{_GAVE_UP}", timeout=CONNECT_TIMEOUT_S)
-            if re.search(_GAVE_UP, line):
-                time.sleep(1.0)  # let Flower print its reason
-                raise ChildFailed(f"{node.name} gave up; last output:\n{node.tail(12)}")
+            node, line = _connect(bank, argv_flower, verbose=args.verbose, stopping=stopping)
         except ChildFailed as err:
-            node.stop()
             print(f"{PROG}: {_why_not_connected(str(err), superlink)}", file=sys.stderr)
             return EXIT_FAILED
+        running.write_text(f"{os.getpid()}\n", encoding="utf-8")
         print(
             f"{PROG}: {bank.institution}'s SuperNode connected to {superlink} over TLS, "
             f"authenticated as node {line.rsplit(' ', 1)[-1]}; waiting for runs "
@@ -161,6 +159,7 @@ def node_command(argv: Sequence[str]) -> int:
             stopping.wait(0.5)
         stopped_by_user = stopping.is_set()
         code = node.stop()
+        running.unlink(missing_ok=True)
     if stopped_by_user:
         print(f"{PROG}: {bank.institution}'s SuperNode stopped")
         return 0
@@ -170,6 +169,51 @@ def node_command(argv: Sequence[str]) -> int:
         file=sys.stderr,
     )
     return EXIT_FAILED
+
+
+def _connect(
+    bank: BankFolder, argv: list[str], *, verbose: bool, stopping: threading.Event
+) -> tuple[Child, str]:
+    """Start the SuperNode until it is connected; return it and its "SuperNode ID" line.
+
+    A SuperNode that was killed (its ``running`` marker is still there) stays online
+    at the SuperLink until two of its heartbeats are missed, and until then its key
+    is refused; so after a crash a refusal is retried for ``RESTART_PATIENCE_S``.
+
+    Raises
+    ------
+    ChildFailed
+        If Flower's SuperNode exits or gives up, quoting its last lines.
+    """
+    crashed = (bank.runtime / RUNNING_FILE).exists()
+    deadline = time.monotonic() + RESTART_PATIENCE_S
+    while True:
+        node = Child(
+            f"{bank.institution}'s SuperNode",
+            argv,
+            log=bank.runtime / LOG_FILE,
+            env=flower_environment(bank.runtime / "flwr-home"),
+            echo=_echo_all if verbose else _echo_progress,
+            own_group=False,
+        )
+        try:
+            line = node.wait_for(f"{_CONNECTED}|{_GAVE_UP}", timeout=CONNECT_TIMEOUT_S)
+            if not re.search(_GAVE_UP, line):
+                return node, line
+            time.sleep(1.0)  # let Flower print its reason
+            failure = ChildFailed(f"{node.name} gave up; last output:\n{node.tail(12)}")
+        except ChildFailed as err:
+            failure = err
+        node.stop()
+        refused = any(marker in str(failure) for marker in _REFUSED)
+        if not (crashed and refused) or time.monotonic() > deadline or stopping.is_set():
+            raise failure
+        print(
+            f"{PROG}: the SuperLink still counts {bank.institution}'s previous SuperNode as "
+            f"online (it stopped without signing off); retrying in {RETRY_S:g} s",
+            flush=True,
+        )
+        stopping.wait(RETRY_S)
 
 
 def _why_not_connected(output: str, superlink: str) -> str:
@@ -201,9 +245,9 @@ def _free_port() -> int:
 
 
 def _echo_progress(line: str) -> None:
-    if "Receiving:" in line:
-        kind = line.split("Receiving:", 1)[1].split("message", 1)[0].strip()
-        print(f"  received {kind}", flush=True)
+    received = _RECEIVED.search(line)
+    if received:
+        print(f"  received {received.group(1)}", flush=True)
     elif "ERROR" in line or "WARNING" in line:
         print(f"  [SuperNode] {line}", file=sys.stderr, flush=True)
 
