@@ -23,7 +23,13 @@ from fedrisk.models.group_counts import GroupCounts, group_counts, merge_counts,
 from fedrisk.server.evaluation import CentralEvaluator
 from fedrisk.server.plots import plot_calibration
 from fedrisk.strategies import messages
-from fedrisk.strategies.risk_wire import FAIRNESS, RISK_MESSAGE_TYPE, counts_of
+from fedrisk.strategies.risk_wire import (
+    FAIRNESS,
+    FAIRNESS_GAPS,
+    RISK_MESSAGE_TYPE,
+    counts_of,
+    gaps_of,
+)
 
 CALIBRATION_FILE = "calibration.png"
 
@@ -63,7 +69,9 @@ def final_risk_report(
         The summary fields ``risk_metrics`` (the settings), ``per_bank`` (metrics per
         institution; an entry ``error`` when a bank did not answer), ``calibration``
         (the held-out curve and its PNG) and ``fairness`` (``None`` without protected
-        attributes; else per attribute ``global``, ``pooled_banks`` and ``per_bank``).
+        attributes; else per attribute ``global``, ``pooled_banks`` and ``per_bank``;
+        under secure aggregation ``per_bank`` holds each bank's own two gaps and
+        ``pooled_banks`` is ``None``, since counts would reveal row counts).
     """
     institution_of = {node: name for name, node in node_of.items()}
     replies = grid.send_and_receive(
@@ -82,16 +90,20 @@ def final_risk_report(
         name: {"error": f"no reply within {timeout:g} s"} for name in node_of
     }
     counts: dict[str, dict[str, GroupCounts]] = {}
+    gaps: dict[str, dict[str, dict[str, float]]] = {}
     for reply in replies:
         name = institution_of.get(reply.metadata.src_node_id)
         if name is None:
             continue
         try:
-            per_bank[name], bank_counts = _read(reply, attributes)
+            per_bank[name], bank_counts, bank_gaps = _read(reply, attributes)
         except messages.MalformedMessage as err:
             per_bank[name] = {"error": str(err)}
-        else:
+            continue
+        if bank_counts:
             counts[name] = bank_counts
+        if bank_gaps:
+            gaps[name] = bank_gaps
     held_out = evaluator.held_out
     scores = evaluator.scores(arrays)
     curve = calibration_curve(held_out.y, scores)
@@ -102,7 +114,13 @@ def final_risk_report(
             "threshold": task.threshold,
             "attributes": {
                 attribute: _attribute_report(
-                    attribute, counts, held_out.groups.get(attribute), held_out.y, scores, task
+                    attribute,
+                    counts,
+                    gaps,
+                    held_out.groups.get(attribute),
+                    held_out.y,
+                    scores,
+                    task,
                 )
                 for attribute in attributes
             },
@@ -126,7 +144,8 @@ def final_risk_report(
 
 def _read(
     reply: Message, attributes: list[str]
-) -> tuple[dict[str, object], dict[str, GroupCounts]]:
+) -> tuple[dict[str, object], dict[str, GroupCounts], dict[str, dict[str, float]]]:
+    """Return a bank's metrics and its fairness counts or (secure aggregation) gaps."""
     if reply.has_error():
         raise messages.MalformedMessage(
             f"the node could not answer: {messages.error_summary(reply.error.reason)}"
@@ -134,21 +153,28 @@ def _read(
     record = messages.metrics_of(reply.content)
     metrics: dict[str, object] = {k: messages.number(record, k) for k in sorted(record)}
     if not attributes:
-        return metrics, {}
-    return metrics, counts_of(messages.config_of(reply.content, FAIRNESS), attributes)
+        return metrics, {}, {}
+    if FAIRNESS_GAPS in reply.content.metric_records:
+        flat = reply.content.metric_records[FAIRNESS_GAPS]
+        return metrics, {}, gaps_of({k: messages.number(flat, k) for k in flat}, attributes)
+    return metrics, counts_of(messages.config_of(reply.content, FAIRNESS), attributes), {}
 
 
 def _attribute_report(
     attribute: str,
     counts: dict[str, dict[str, GroupCounts]],
+    gaps: dict[str, dict[str, dict[str, float]]],
     held_out_groups: np.ndarray | None,
     y: np.ndarray,
     scores: np.ndarray,
     task: TaskConfig,
 ) -> dict[str, object]:
     banks = {name: parts[attribute] for name, parts in sorted(counts.items())}
+    per_bank: dict[str, object] = {name: report_from_counts(part) for name, part in banks.items()}
+    per_bank.update({name: values[attribute] for name, values in gaps.items()})
     out: dict[str, object] = {
-        "per_bank": {name: report_from_counts(part) for name, part in banks.items()},
+        "per_bank": dict(sorted(per_bank.items())),
+        # Under secure aggregation banks send their gaps, not counts: nothing to pool.
         "pooled_banks": report_from_counts(merge_counts(banks.values())) if banks else None,
         "global": None,
     }

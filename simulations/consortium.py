@@ -201,6 +201,22 @@ def _synthetic_market(
     return built.banks, built.test, built.test_oracle
 
 
+def table_institutions(built: BuiltConsortium) -> list[InstitutionConfig]:
+    """The institutions a real table was split into, with their row counts.
+
+    Their names come from the partition (``bank_01`` …), not from ``consortium``; keys
+    and the manifest (DP-SGD, secure aggregation) are provisioned for these.
+    """
+    import pyarrow.parquet as pq
+
+    return [
+        InstitutionConfig(
+            name=name, rows=pq.read_metadata(built.data_dir / name / TRAIN_FILE).num_rows
+        )
+        for name in built.institutions
+    ]
+
+
 def _from_table(
     source: TableSource, schema: TableSchema, *, seed: int, data_dir: Path
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:

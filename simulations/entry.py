@@ -146,6 +146,7 @@ def run_simulation_job(
         build_consortium,
         institution_profiles,
         resolve_schema,
+        table_institutions,
     )
     from fedrisk.simulations.engine import run_consortium
     from fedrisk.simulations.provision import provision
@@ -173,6 +174,8 @@ def run_simulation_job(
     provisioned = None
     if settings.privacy.mode is PrivacyMode.dpsgd or settings.secagg.enabled:
         profiles = institution_profiles(settings.consortium, seed=settings.seed)
+        if {p.name for p in profiles} != set(built.institutions):
+            profiles = table_institutions(built)  # banks split from a real table
         provisioned = provision(settings, profiles, run_dir=run_dir)
     run_config = build_run_config(
         settings,
