@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.stats import norm
 
 from fedrisk.data.schema import FeatureSpec, TableSchema
@@ -205,9 +206,9 @@ def window_rows(
     losses = -book
     var = np.full(n, np.nan)
     scale = np.full(n, np.nan)
-    for t in range(var_window - 1, n):  # VaR and index scale at the end of period t
-        var[t] = np.quantile(losses[t - var_window + 1 : t + 1], coverage)
-        scale[t] = index[t - var_window + 1 : t + 1].std()
+    # VaR and index scale at the end of period t, from periods t − var_window + 1 … t
+    var[var_window - 1 :] = np.quantile(sliding_window_view(losses, var_window), coverage, axis=1)
+    scale[var_window - 1 :] = sliding_window_view(index, var_window).std(axis=1)
     start = max(var_window, window)
     stamps = np.arange(start, n)
     lags = np.arange(window, 0, -1)

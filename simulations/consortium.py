@@ -6,7 +6,8 @@ real node uses; nothing here is shared with the ClientApps in memory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from fedrisk.conf.root import FedriskConfig
 from fedrisk.conf.task import DataSource, PartitionKind, TableSource
 from fedrisk.data.fraud import fraud_schema, generate_fraud
 from fedrisk.data.loading import load_table
+from fedrisk.data.market import LABEL as MARKET_LABEL
 from fedrisk.data.market import generate_market, market_schema
 from fedrisk.data.schema import TableSchema
 from fedrisk.data.synthetic import (
@@ -25,9 +27,12 @@ from fedrisk.data.synthetic import (
     generate_credit_consortium,
     power_law_sizes,
 )
+from fedrisk.models.backtest import kupiec_pof
 
 TRAIN_FILE = "train.parquet"
 TEST_FILE = "test.parquet"
+#: market_risk: Kupiec's test of every bank's VaR over the held-out window.
+VAR_BACKTEST_FILE = "var_backtest.json"
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,9 @@ def build_consortium(settings: FedriskConfig, data_dir: Path) -> BuiltConsortium
     elif settings.task.source is DataSource.synthetic_fraud:
         tables, test, oracle = _synthetic_fraud(settings)
     elif settings.task.source is DataSource.synthetic_market:
-        tables, test, oracle = _synthetic_market(settings)
+        tables, test, oracle, backtest = _synthetic_market(settings)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / VAR_BACKTEST_FILE).write_text(json.dumps(backtest, indent=2) + "\n")
     else:
         if settings.task.table is None:
             raise ValueError("`task.table` must be set for source table; got None")
@@ -185,8 +192,12 @@ def _synthetic_fraud(
 
 def _synthetic_market(
     settings: FedriskConfig,
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, np.ndarray]:
-    """Bank histories end at one forecast origin; the held-out set is what follows it."""
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, np.ndarray, dict[str, object]]:
+    """Bank histories end at one forecast origin; the held-out set is what follows it.
+
+    Also returns Kupiec's proportion-of-failures test of each bank's historical VaR over
+    the held-out periods: the exceptions the early-warning model is asked to foresee.
+    """
     knobs = settings.task.market
     if knobs is None:  # TaskConfig fills it for synthetic_market
         raise ValueError("`task.market` must be set for source synthetic_market; got None")
@@ -198,7 +209,19 @@ def _synthetic_market(
         var_window=knobs.var_window,
         seed=settings.seed,
     )
-    return built.banks, built.test, built.test_oracle
+    labels = built.test[MARKET_LABEL].to_numpy()
+    banks = {}
+    for name in built.banks:
+        mine = labels[built.test_bank == name]
+        result = kupiec_pof(int(mine.sum()), int(mine.size), coverage=knobs.coverage)
+        banks[name] = {"exceptions": int(mine.sum()), "periods": int(mine.size), **asdict(result)}
+    backtest: dict[str, object] = {
+        "test": "Kupiec POF of each bank's historical-simulation VaR, held-out periods",
+        "coverage": knobs.coverage,
+        "significance": 0.05,
+        "banks": banks,
+    }
+    return built.banks, built.test, built.test_oracle, backtest
 
 
 def table_institutions(built: BuiltConsortium) -> list[InstitutionConfig]:

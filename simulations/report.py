@@ -12,8 +12,12 @@ from rich.table import Table
 from fedrisk.data.package_table import PROVENANCE_SUFFIX
 from fedrisk.server.records import SUMMARY_FILE, write_json_atomic
 from fedrisk.simulations.baselines import Baselines
+from fedrisk.simulations.consortium import VAR_BACKTEST_FILE
 
 _COLUMNS = (("auc", "AUC"), ("pr_auc", "PR-AUC"), ("ks", "KS"), ("brier", "Brier"))
+#: Each task's headline metrics (summary.json ``headline``); hit rate = recall at threshold.
+HEADLINE_METRICS = {"fraud": ("pr_auc", "recall_at_fpr"), "market_risk": ("auc", "recall")}
+_HEADLINE_NAMES = {"recall": "hit rate"}
 #: The second table's columns: calibration and the cost-aware decision metrics.
 _RISK_COLUMNS = (
     ("ece", "ECE"),
@@ -37,6 +41,9 @@ def merge_summary(
     provenance = sorted((run_dir / "data").glob(f"*{PROVENANCE_SUFFIX}"))
     if provenance:  # a table read from a package: where it came from, what was dropped
         summary["data_source"] = json.loads(provenance[0].read_text())
+    backtest = run_dir / "data" / VAR_BACKTEST_FILE
+    if backtest.exists():  # market_risk: Kupiec's test of each bank's VaR, held-out window
+        summary["var_backtest"] = json.loads(backtest.read_text())
     if baselines is not None:
         summary["pooled"] = baselines.pooled
         summary["local_only"] = baselines.local_only
@@ -49,8 +56,28 @@ def merge_summary(
                 "global_minus_mean_local_auc": fed - sum(local) / len(local),
                 "banks_beaten": sum(fed > a for a in local),
             }
+        summary["headline"] = _headline(summary, baselines)
     write_json_atomic(path, summary)
     return json.loads(path.read_text())
+
+
+def _headline(summary: dict, baselines: Baselines) -> dict[str, dict[str, float]]:
+    """Return the task's headline metrics: global, pooled, mean local-only, banks beaten."""
+    out: dict[str, dict[str, float]] = {}
+    for key in HEADLINE_METRICS.get(str(summary.get("task")), ("auc",)):
+        fed = summary["global"].get(key)
+        local = [
+            m[key] for m in baselines.local_only.values() if math.isfinite(m.get(key, math.nan))
+        ]
+        if fed is None or not local:
+            continue
+        out[key] = {
+            "global": fed,
+            "pooled": baselines.pooled.get(key, math.nan),
+            "mean_local_only": sum(local) / len(local),
+            "banks_beaten": float(sum(fed > a for a in local)),
+        }
+    return out
 
 
 def print_comparison(summary: dict, console: Console | None = None) -> None:
@@ -101,6 +128,24 @@ def print_comparison(summary: dict, console: Console | None = None) -> None:
             f"global − pooled AUC: {comparison['global_minus_pooled_auc']:+.4f}   "
             f"global − mean local-only AUC: {comparison['global_minus_mean_local_auc']:+.4f}   "
             f"beats {comparison['banks_beaten']} of {n_local} local-only models"
+        )
+    for key, row in summary.get("headline", {}).items():
+        if key != "auc" or summary.get("task") in HEADLINE_METRICS:
+            console.print(
+                f"headline {_HEADLINE_NAMES.get(key, key)}: global {row['global']:.4f}, "
+                f"mean local-only {row['mean_local_only']:.4f}, pooled {row['pooled']:.4f}; "
+                f"beats {int(row['banks_beaten'])} of {len(summary['local_only'])} banks"
+            )
+    backtest = summary.get("var_backtest")
+    if backtest:
+        cells = [
+            f"{bank} {b['exceptions']}/{b['periods']} (p={b['p_value']:.3f}"
+            + (", rejected)" if b["reject"] else ")")
+            for bank, b in backtest["banks"].items()
+        ]
+        console.print(
+            f"VaR {backtest['coverage']:.0%} exceptions in the held-out window, Kupiec: "
+            + ", ".join(cells)
         )
 
 
