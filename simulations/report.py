@@ -259,7 +259,7 @@ def print_fairness(fairness: dict, console: Console) -> None:
             table.add_row(
                 attribute,
                 where,
-                str(len(entry["groups"])),
+                str(len(entry["groups"])) if "groups" in entry else "–",
                 _fmt(entry.get("demographic_parity_difference")),
                 _fmt(entry.get("equal_opportunity_difference")),
                 style="bold" if where == "held-out set" else None,
@@ -269,4 +269,9 @@ def print_fairness(fairness: dict, console: Console) -> None:
         "DP gap: demographic-parity difference (max − min share decided positive across "
         "groups); EO gap: equal-opportunity difference (max − min true-positive rate); "
         "per bank from its own rows, pooled from the banks' counts"
+        + (
+            "; under secure aggregation banks send only their own gaps (no counts to pool)"
+            if any(r.get("pooled_banks") is None for r in fairness["attributes"].values())
+            else ""
+        )
     )
