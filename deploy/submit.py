@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 import time
@@ -36,6 +37,9 @@ POLL_S = 2.0
 UNREACHABLE_S = 30.0
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: Lines of the ServerApp's log shown while a run is followed.
+_SHOWN = re.compile(r"federated rounds|ERROR|WARNING|Roll call|roll call")
 
 USAGE = (
     "fedrisk run --consortium DIR/coordinator --test FILE [--schema FILE] "
@@ -145,12 +149,15 @@ def _follow(link: Control, run_id: int, log: Path) -> RunState:
 
 
 def _copy_logs(link: Control, run_id: int, log: Path) -> None:
-    """Copy the run's log from the SuperLink to ``log``, echoing fedrisk's lines."""
+    """Copy the run's log from the SuperLink to ``log``, echoing progress and problems."""
     with log.open("a", encoding="utf-8") as out:
         try:
             for chunk in link.logs(run_id):
                 out.write(chunk)
                 out.flush()
+                for line in _ANSI.sub("", chunk).replace("\r", "\n").splitlines():
+                    if _SHOWN.search(line):
+                        print(f"  {line.strip()}", flush=True)
         except ControlError as err:
             out.write(f"[fedrisk run] log stream ended: {err}\n")
 

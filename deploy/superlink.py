@@ -214,6 +214,9 @@ def _port_free(host: str, port: int) -> bool:
 def _echo_problems(line: str) -> None:
     if "already in use" in line:  # a re-registration after a restart: reported above
         return
+    if "No SuperNode found with the given public key" in line:
+        print("  [SuperLink] refused a SuperNode whose key is not registered", file=sys.stderr)
+        return
     if "ERROR" in line or "WARNING" in line:
         print(f"  [SuperLink] {line}", file=sys.stderr, flush=True)
 

@@ -38,7 +38,9 @@ CONNECT_TIMEOUT_S = 120.0
 RUNNING_FILE = "running"
 #: Flower counts a silent SuperNode online for two 30 s heartbeats (HEARTBEAT_PATIENCE).
 RESTART_PATIENCE_S = 100.0
-RETRY_S = 10.0
+REGISTRATION_PATIENCE_S = 20.0
+CONNECT_PATIENCE_S = 300.0
+RETRY_S = 5.0
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 _CONNECTED = r"SuperNode ID: \d+"
@@ -179,6 +181,9 @@ def _connect(
     A SuperNode that was killed (its ``running`` marker is still there) stays online
     at the SuperLink until two of its heartbeats are missed, and until then its key
     is refused; so after a crash a refusal is retried for ``RESTART_PATIENCE_S``.
+    Otherwise a refusal is retried for ``REGISTRATION_PATIENCE_S`` (a SuperLink that
+    has just started registers the keys a moment later), and an unreachable SuperLink
+    for ``CONNECT_PATIENCE_S`` (a node may start before the coordinator).
 
     Raises
     ------
@@ -186,7 +191,7 @@ def _connect(
         If Flower's SuperNode exits or gives up, quoting its last lines.
     """
     crashed = (bank.runtime / RUNNING_FILE).exists()
-    deadline = time.monotonic() + RESTART_PATIENCE_S
+    started = time.monotonic()
     while True:
         node = Child(
             f"{bank.institution}'s SuperNode",
@@ -206,13 +211,21 @@ def _connect(
             failure = err
         node.stop()
         refused = any(marker in str(failure) for marker in _REFUSED)
-        if not (crashed and refused) or time.monotonic() > deadline or stopping.is_set():
+        if refused and crashed:
+            patience, why = (
+                RESTART_PATIENCE_S,
+                (
+                    f"the SuperLink still counts {bank.institution}'s previous SuperNode as "
+                    "online (it stopped without signing off)"
+                ),
+            )
+        elif refused:
+            patience, why = REGISTRATION_PATIENCE_S, "the SuperLink refused this key so far"
+        else:
+            patience, why = CONNECT_PATIENCE_S, "the SuperLink is not reachable yet"
+        if time.monotonic() - started > patience or stopping.is_set():
             raise failure
-        print(
-            f"{PROG}: the SuperLink still counts {bank.institution}'s previous SuperNode as "
-            f"online (it stopped without signing off); retrying in {RETRY_S:g} s",
-            flush=True,
-        )
+        print(f"{PROG}: {why}; retrying in {RETRY_S:g} s", flush=True)
         stopping.wait(RETRY_S)
 
 
