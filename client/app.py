@@ -32,7 +32,6 @@ from fedrisk.client.node_data import institution_seed
 from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup, row_metrics
 from fedrisk.client.private_update import TrainedUpdate, train_private_update
 from fedrisk.client.risk_reply import risk
-from fedrisk.client.risk_reply import risk
 from fedrisk.client.secure_handlers import (
     abort_reply,
     as_abort,
@@ -49,7 +48,6 @@ from fedrisk.privacy.accountant import epsilon_spent
 from fedrisk.privacy.calibration import PrivacyPlanError
 from fedrisk.strategies import WEIGHT_KEY, messages
 from fedrisk.strategies.risk_wire import RISK_MESSAGE_TYPE
-from fedrisk.strategies.risk_wire import RISK_MESSAGE_TYPE
 from fedrisk.strategies.secagg import wire
 from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
 
@@ -58,7 +56,6 @@ CONSISTENCY_ACTION = wire.CONSISTENCY_MESSAGE_TYPE.split(".", 1)[1]
 KEYS_ACTION = wire.KEYS_MESSAGE_TYPE.split(".", 1)[1]
 LEDGER_ACTION = messages.LEDGER_MESSAGE_TYPE.split(".", 1)[1]
 EXPLAIN_ACTION = messages.EXPLAIN_MESSAGE_TYPE.split(".", 1)[1]
-RISK_ACTION = RISK_MESSAGE_TYPE.split(".", 1)[1]
 RISK_ACTION = RISK_MESSAGE_TYPE.split(".", 1)[1]
 
 
@@ -269,7 +266,6 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     client.query(KEYS_ACTION)(key_shares)
     client.query(LEDGER_ACTION)(ledger)
     client.query(EXPLAIN_ACTION)(explain)
-    client.query(RISK_ACTION)(risk)
     client.query(RISK_ACTION)(risk)
     return client
 
