@@ -82,16 +82,17 @@ class RunRecorder:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self._metrics = run_dir / METRICS_FILE
-        self.records: list[dict] = []
         self._metrics.write_text("")
         for record in history or []:
             self.round(record)
 
+    def history(self) -> list[dict]:
+        """Return every record appended so far, read back from disk (none kept in memory)."""
+        return read_metrics(self.run_dir)
+
     def round(self, record: Mapping[str, object]) -> None:
         """Append one round's record and flush it to disk."""
-        safe = json_safe(record)
-        self.records.append(safe)  # type: ignore[arg-type]
-        line = json.dumps(safe, sort_keys=True, allow_nan=False)
+        line = json.dumps(json_safe(record), sort_keys=True, allow_nan=False)
         with self._metrics.open("a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()

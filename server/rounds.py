@@ -81,7 +81,8 @@ class RoundLoop:
         ``rejected`` in ``metrics.jsonl`` with its reason and left out.
     checkpoints : CheckpointWriter | None (default: None)
         Writes the checkpoint of every completed round, before its record is appended
-        to ``metrics.jsonl`` (a round in ``metrics.jsonl`` is always checkpointed).
+        to ``metrics.jsonl`` (a round in ``metrics.jsonl`` is always checkpointed), and
+        one of round 0 before round 1 (so a crash in round 1 resumes in the same run).
     """
 
     def __init__(
@@ -123,6 +124,8 @@ class RoundLoop:
             privacy=self._privacy,
             refusals=self._exhausted,
         )
+        if resume is None:
+            self._checkpoint(0, result, [])  # the run id and start, before round 1
         first = 1 if resume is None else self._restore(resume, result)
         columns = (
             TextColumn("[bold]federated rounds"),
@@ -259,22 +262,26 @@ class RoundLoop:
 
     def _complete(self, server_round: int, record: dict[str, object], result: LoopResult) -> None:
         """Checkpoint a completed round, then append its record to ``metrics.jsonl``."""
-        if self._checkpoints is not None:
-            self._checkpoints.save(
-                server_round,
-                model=result.arrays,
-                strategy=self._strategy,
-                loop={
-                    "rounds_completed": result.rounds_completed,
-                    "last_central": result.last_central,
-                    "last_federated": result.last_federated,
-                    "refusals": result.refusals,
-                    "institution_level": result.institution_level,
-                    "secagg": result.secagg,
-                },
-                records=[*self._recorder.records, record],
-            )
+        self._checkpoint(server_round, result, [*self._recorder.history(), record])
         self._recorder.round(record)
+
+    def _checkpoint(self, server_round: int, result: LoopResult, records: list) -> None:
+        if self._checkpoints is None:
+            return
+        self._checkpoints.save(
+            server_round,
+            model=result.arrays,
+            strategy=self._strategy,
+            loop={
+                "rounds_completed": result.rounds_completed,
+                "last_central": result.last_central,
+                "last_federated": result.last_federated,
+                "refusals": result.refusals,
+                "institution_level": result.institution_level,
+                "secagg": result.secagg,
+            },
+            records=records,
+        )
 
     def _restore(self, checkpoint: Checkpoint, result: LoopResult) -> int:
         """Take the loop's state from ``checkpoint``; return the first round to run."""
