@@ -190,7 +190,15 @@ class RoundLoop:
         updates = {self._name(r): messages.update_digest(messages.arrays_of(r.content)) for r in ok}
         for reply in ok:  # a rejected update was still released: its privacy is spent
             self._note_privacy(reply)
-        rejected = self._validate(ok, server_round, result.arrays)
+        rejected = (
+            {}
+            if self._validator is None
+            else self._validator.screen(
+                {self._name(r): r for r in ok},
+                server_round=server_round,
+                global_arrays=result.arrays,
+            )
+        )
         ok = [r for r in ok if self._name(r) not in rejected]
         record: dict[str, object] = {
             "round": server_round,
@@ -309,26 +317,6 @@ class RoundLoop:
         failed[str(server_round)] = why  # type: ignore[index]
         self._complete(server_round, record, result)
         return None
-
-    def _validate(
-        self, replies: list[Message], server_round: int, global_arrays: ArrayRecord
-    ) -> dict[str, str]:
-        """Reasons for rejecting updates, by institution; remember every digest received."""
-        validator = self._validator
-        if validator is None:
-            return {}
-        rejected = {}
-        for reply in replies:
-            name = self._name(reply)
-            reason = validator.check(
-                reply, institution=name, server_round=server_round, global_arrays=global_arrays
-            )
-            if reason is not None:
-                rejected[name] = reason
-        for reply in replies:
-            digest = messages.update_digest(messages.arrays_of(reply.content))
-            validator.remember(self._name(reply), digest, server_round)
-        return rejected
 
     def _secure_replies(self, replies: list[Message]) -> dict[str, str]:
         """Protocol aborts by institution; register re-advertisements of restarted nodes."""

@@ -30,6 +30,7 @@ What the coordinator can know about an honest update:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +118,26 @@ class UpdateValidator:
             if earlier is not None:
                 problem = f"replays its update of round {earlier}"
         return problem
+
+    def screen(
+        self, replies: Mapping[str, Message], *, server_round: int, global_arrays: ArrayRecord
+    ) -> dict[str, str]:
+        """Check one round's replies (by institution); return the rejected ones' reasons.
+
+        Every digest received is remembered, accepted or not, so a later copy is a replay.
+        """
+        rejected = {}
+        for name, reply in replies.items():
+            reason = self.check(
+                reply, institution=name, server_round=server_round, global_arrays=global_arrays
+            )
+            if reason is not None:
+                rejected[name] = reason
+        for name, reply in replies.items():
+            arrays = reply.content.array_records.get(messages.ARRAYS)
+            if arrays is not None:
+                self.remember(name, messages.update_digest(arrays), server_round)
+        return rejected
 
     def remember(self, institution: str, digest: str, server_round: int) -> None:
         """Note an update an institution sent (a later copy of it is a replay)."""

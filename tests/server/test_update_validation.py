@@ -163,3 +163,22 @@ def test_dtypes_are_those_of_the_initial_model_not_of_an_adaptive_global_model()
     assert _check(validator, _reply(adam_global), adam_global) == (
         "`fc.weight` has dtype float64, expected float32"
     )
+
+
+def test_a_round_is_screened_and_every_digest_received_remembered() -> None:
+    model = _model()
+    good, bad = _step(model, 0.1), corrupt_arrays(_step(model, 0.2), model, CorruptionKind.nan)
+    validator = UpdateValidator(run_id=RUN, reference=model)
+
+    rejected = validator.screen(
+        {"bank_a": _reply(good), "bank_b": _reply(bad)}, server_round=3, global_arrays=model
+    )
+    # The same bytes again in round 4 are replays, of an accepted and of a rejected update.
+    again = validator.screen(
+        {"bank_a": _reply(good, round_=4), "bank_b": _reply(bad, round_=4)},
+        server_round=4,
+        global_arrays=model,
+    )
+
+    assert rejected == {"bank_b": "`fc.weight` holds NaN"}
+    assert again == {"bank_a": "replays its update of round 3", "bank_b": "`fc.weight` holds NaN"}
