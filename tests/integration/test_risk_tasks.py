@@ -21,8 +21,8 @@ def simulate(run_dir: Path, *overrides: str) -> dict:
 @pytest.fixture(scope="module")
 def fraud(tmp_path_factory) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("fraud") / "run"
-    overrides = ("task=fraud", "consortium=banks_3", "rounds=2", "task.fraud.test_rows=30000")
-    return run_dir, simulate(run_dir, *overrides)
+    overrides = ("task=fraud", "consortium=banks_3", "rounds=2", "task.fraud.rows_scale=5")
+    return run_dir, simulate(run_dir, *overrides, "task.fraud.test_rows=20000")
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def test_fraud_run_completes_with_rare_fraud_and_sane_metrics(fraud):
 
     assert summary["task"] == "fraud" and summary["rounds_completed"] == 2
     assert {k: v["n_train"] for k, v in summary["institutions"].items()} == {
-        "bank_a": 24_000,  # banks_3 rows × rows_scale 10, 80 % for training
-        "bank_b": 16_000,
-        "bank_c": 8_000,
+        "bank_a": 12_000,  # banks_3 rows × rows_scale 5, 80 % for training
+        "bank_b": 8_000,
+        "bank_c": 4_000,
     }
     rate = summary["global"]["positive_rate"]
     assert rate == pytest.approx(test["fraud"].mean()) and 0.001 < rate < 0.01
