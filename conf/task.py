@@ -213,6 +213,11 @@ class TaskConfig:
                     f"`task.model.window` must equal `task.market.window` "
                     f"({self.market.window}); got {self.model.window}"
                 )
+        if self.model.kind.recurrent and self.model.window < 2:
+            raise ValueError(
+                f"`task.model.window` must be set (>= 2) for a {self.model.kind.value} model "
+                f"on lag-major window rows; got {self.model.window}"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"`task.threshold` must be in (0, 1); got {self.threshold}")
         if not 0.0 < self.false_alarm_rate < 1.0:

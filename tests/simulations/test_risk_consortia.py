@@ -57,3 +57,5 @@ def test_a_window_that_disagrees_with_the_model_is_refused():
         check_overrides(["task=market_risk", "task.model.window=10"])
     settings = check_overrides(["task=market_risk", "task.market.window=12"])
     assert settings.task.model.window == 12  # filled in from the market's window
+    with pytest.raises(ConfigError, match=r"`task\.model\.window` must be set"):
+        check_overrides(["task.model.kind=gru"])  # credit rows are not windows
