@@ -46,9 +46,14 @@ def flower_environment(flwr_home: Path) -> dict[str, str]:
     """Return the environment of a Flower process started by fedrisk.
 
     Flower's home (installed app bundles, credentials) is a folder of the party's
-    own; app bundles' dependencies are not installed at run time (fedrisk is).
+    own; app bundles' dependencies are not installed at run time (fedrisk is); this
+    interpreter's scripts folder comes first on ``PATH``.
     """
     env = dict(os.environ)
+    # Flower starts its helpers (flower-superexec, flwr-serverapp, flwr-clientapp) by
+    # name: find them beside this interpreter first, as in a virtual environment.
+    scripts = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([scripts, env.get("PATH", "")])
     env["FLWR_HOME"] = str(flwr_home)
     env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] = "1"
     env.setdefault("PYTHONUNBUFFERED", "1")
