@@ -28,6 +28,7 @@ from flwr.serverapp import Grid
 from fedrisk.conf.explain import ExplainConfig, release_warning, schema_groups, under_privacy
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.models.explain import TITLES, UNITS, ExplainMethod, ImportanceSums, pool_importances
+from fedrisk.server.bank_query import ask_every_bank
 from fedrisk.strategies import messages
 
 PLOT_FILE = "explanations.png"
@@ -123,7 +124,6 @@ def collect_explanations(
         ``failures`` (institution → reason), ``baseline``, ``data``, ``warning`` and
         ``plot``; or ``{"skipped": reason}`` if no institution answered.
     """
-    institution_of = {node: name for name, node in node_of.items()}
     request = RecordDict(
         {
             messages.ARRAYS: arrays,
@@ -132,25 +132,14 @@ def collect_explanations(
             ),
         }
     )
-    replies = grid.send_and_receive(
-        [
-            Message(content=request, dst_node_id=node, message_type=messages.EXPLAIN_MESSAGE_TYPE)
-            for node in institution_of
-        ],
+    parts, failures = ask_every_bank(
+        grid,
+        node_of,
+        request,
+        messages.EXPLAIN_MESSAGE_TYPE,
+        lambda reply, name: read_reply(reply, name, config.methods, features),
         timeout=timeout,
     )
-    failures = {name: f"no reply within {timeout:g} s" for name in node_of}
-    parts: dict[str, dict[ExplainMethod, ImportanceSums]] = {}
-    for reply in replies:
-        name = institution_of.get(reply.metadata.src_node_id)
-        if name is None:
-            continue
-        try:
-            parts[name] = read_reply(reply, name, config.methods, features)
-        except messages.MalformedMessage as err:
-            failures[name] = str(err)
-        else:
-            del failures[name]
     if not parts:
         return {"skipped": "no institution sent explanations", "failures": failures}
     banks = sorted(parts)

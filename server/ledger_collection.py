@@ -18,6 +18,7 @@ from flwr.serverapp import Grid
 from fedrisk.privacy.ledger_format import LEDGER_FILE_NAME, LEDGERS_DIR, LedgerTampered
 from fedrisk.privacy.ledger_reader import verify_chain
 from fedrisk.privacy.manifest import ConsortiumManifest
+from fedrisk.server.bank_query import ask_every_bank
 from fedrisk.strategies import messages
 
 
@@ -50,33 +51,29 @@ def collect_ledgers(
         Per institution: ``ledger`` (path relative to ``run_dir``), ``ledger_entries``
         and ``ledger_verified``; or ``ledger_verified: False`` and ``ledger_error``.
     """
-    institution_of = {node: name for name, node in node_of.items()}
-    replies = grid.send_and_receive(
-        [
-            Message(
-                content=RecordDict({messages.LEDGER: ConfigRecord()}),
-                dst_node_id=node,
-                message_type=messages.LEDGER_MESSAGE_TYPE,
-            )
-            for node in institution_of
-        ],
-        timeout=timeout,
-    )
     out_dir = run_dir / LEDGERS_DIR
     out_dir.mkdir(exist_ok=True)
-    facts: dict[str, dict[str, object]] = {
-        name: {"ledger_verified": False, "ledger_error": f"no reply within {timeout:g} s"}
+
+    def read(reply: Message, institution: str) -> dict[str, object]:
+        try:
+            return _keep(reply, institution, manifest, out_dir)
+        except LedgerTampered as err:
+            raise messages.MalformedMessage(str(err)) from err
+
+    kept, failures = ask_every_bank(
+        grid,
+        node_of,
+        RecordDict({messages.LEDGER: ConfigRecord()}),
+        messages.LEDGER_MESSAGE_TYPE,
+        read,
+        timeout=timeout,
+    )
+    return {
+        name: kept[name]
+        if name in kept
+        else {"ledger_verified": False, "ledger_error": failures[name]}
         for name in node_of
     }
-    for reply in replies:
-        name = institution_of.get(reply.metadata.src_node_id)
-        if name is None:
-            continue
-        try:
-            facts[name] = _keep(reply, name, manifest, out_dir)
-        except (LedgerTampered, messages.MalformedMessage) as err:
-            facts[name] = {"ledger_verified": False, "ledger_error": str(err)}
-    return facts
 
 
 def _keep(

@@ -20,6 +20,7 @@ from flwr.serverapp import Grid
 from fedrisk.conf.task import TaskConfig
 from fedrisk.models.calibration_metrics import calibration_curve
 from fedrisk.models.group_counts import GroupCounts, group_counts, merge_counts, report_from_counts
+from fedrisk.server.bank_query import ask_every_bank
 from fedrisk.server.evaluation import CentralEvaluator
 from fedrisk.server.plots import plot_calibration
 from fedrisk.strategies import messages
@@ -73,33 +74,22 @@ def final_risk_report(
         under secure aggregation ``per_bank`` holds each bank's own two gaps and
         ``pooled_banks`` is ``None``, since counts would reveal row counts).
     """
-    institution_of = {node: name for name, node in node_of.items()}
-    replies = grid.send_and_receive(
-        [
-            Message(
-                content=RecordDict({messages.ARRAYS: arrays}),
-                dst_node_id=node,
-                message_type=RISK_MESSAGE_TYPE,
-            )
-            for node in institution_of
-        ],
+    attributes = task.schema.protected_columns if task.schema is not None else []
+    answers, failures = ask_every_bank(
+        grid,
+        node_of,
+        RecordDict({messages.ARRAYS: arrays}),
+        RISK_MESSAGE_TYPE,
+        lambda reply, _: _read(reply, attributes),
         timeout=timeout,
     )
-    attributes = task.schema.protected_columns if task.schema is not None else []
     per_bank: dict[str, dict[str, object]] = {
-        name: {"error": f"no reply within {timeout:g} s"} for name in node_of
+        name: {"error": reason} for name, reason in failures.items()
     }
     counts: dict[str, dict[str, GroupCounts]] = {}
     gaps: dict[str, dict[str, dict[str, float]]] = {}
-    for reply in replies:
-        name = institution_of.get(reply.metadata.src_node_id)
-        if name is None:
-            continue
-        try:
-            per_bank[name], bank_counts, bank_gaps = _read(reply, attributes)
-        except messages.MalformedMessage as err:
-            per_bank[name] = {"error": str(err)}
-            continue
+    for name, (metrics, bank_counts, bank_gaps) in answers.items():
+        per_bank[name] = metrics
         if bank_counts:
             counts[name] = bank_counts
         if bank_gaps:
