@@ -63,10 +63,8 @@ class DropoutFault:
 
     def strikes(self, institution: str, stage: FaultStage, server_round: int) -> bool:
         """Whether this fault makes ``institution`` drop at ``stage`` of ``server_round``."""
-        return (
-            institution == self.institution
-            and stage is self.stage
-            and (not self.rounds or server_round in self.rounds)
+        return stage is self.stage and _targets(
+            self.institution, self.rounds, institution, server_round
         )
 
 
@@ -136,10 +134,8 @@ class Straggler:
 
     def strikes(self, institution: str, stage: FaultStage, server_round: int) -> bool:
         """Whether ``institution`` is slow at ``stage`` of ``server_round``."""
-        return (
-            institution == self.institution
-            and stage is self.stage
-            and (not self.rounds or server_round in self.rounds)
+        return stage is self.stage and _targets(
+            self.institution, self.rounds, institution, server_round
         )
 
 
@@ -176,7 +172,7 @@ class CorruptUpdate:
 
     def strikes(self, institution: str, server_round: int) -> bool:
         """Whether ``institution`` corrupts its reply in ``server_round``."""
-        return institution == self.institution and (not self.rounds or server_round in self.rounds)
+        return _targets(self.institution, self.rounds, institution, server_round)
 
 
 @dataclass
@@ -199,7 +195,7 @@ class ReplayUpdate:
 
     def strikes(self, institution: str, server_round: int) -> bool:
         """Whether ``institution`` replays in ``server_round``."""
-        return institution == self.institution and (not self.rounds or server_round in self.rounds)
+        return _targets(self.institution, self.rounds, institution, server_round)
 
 
 @dataclass
@@ -283,6 +279,11 @@ def _check_target(group: str, institution: str, rounds: list[int]) -> None:
         raise ValueError(f"`faults.{group}[].institution` must name an institution; got ''")
     if any(r < 1 for r in rounds):
         raise ValueError(f"`faults.{group}[].rounds` must be at least 1; got {rounds}")
+
+
+def _targets(target: str, rounds: list[int], institution: str, server_round: int) -> bool:
+    """Whether a fault aimed at ``target`` in ``rounds`` ([] = all) hits this round."""
+    return institution == target and (not rounds or server_round in rounds)
 
 
 def _as(kind: type[_T], value: _T | Mapping[str, object]) -> _T:
