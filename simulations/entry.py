@@ -40,6 +40,16 @@ class SimulationError(RuntimeError):
     """A simulation could not run; the message is one readable line."""
 
 
+#: Failures the user can fix: one line on stderr and :data:`EXIT_USAGE`, no traceback.
+_EXPECTED = (ConfigError, DataValidationError, RollCallError, SimulationError, LedgerTampered)
+
+
+def _refuse(err: Exception) -> int:
+    """Print ``err`` as the command's one-line error; return :data:`EXIT_USAGE`."""
+    print(f"fedrisk simulate: {err}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def simulate(argv: Sequence[str], *, data_hook: DataHook | None = None) -> int:
     """Run ``fedrisk simulate`` with Hydra overrides; return the exit code.
 
@@ -56,8 +66,7 @@ def simulate(argv: Sequence[str], *, data_hook: DataHook | None = None) -> int:
         try:
             check_overrides(argv)
         except ConfigError as err:
-            print(f"fedrisk simulate: {err}", file=sys.stderr)
-            return EXIT_USAGE
+            return _refuse(err)
 
     @hydra.main(config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME, version_base="1.3")
     def _job(cfg: DictConfig) -> None:
@@ -66,15 +75,8 @@ def simulate(argv: Sequence[str], *, data_hook: DataHook | None = None) -> int:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         try:
             run_simulation_job(cfg, run_dir, data_hook=data_hook)
-        except (
-            ConfigError,
-            DataValidationError,
-            RollCallError,
-            SimulationError,
-            LedgerTampered,
-        ) as err:
-            print(f"fedrisk simulate: {err}", file=sys.stderr)
-            sys.exit(EXIT_USAGE)
+        except _EXPECTED as err:
+            sys.exit(_refuse(err))
 
     saved = sys.argv
     sys.argv = ["fedrisk simulate", *argv]
@@ -90,15 +92,8 @@ def _resume(run_dir: Path, argv: Sequence[str], *, data_hook: DataHook | None) -
     try:
         cfg, run_id = resumed_config(run_dir, argv)
         run_simulation_job(cfg, run_dir, data_hook=data_hook, run_id=run_id)
-    except (
-        ConfigError,
-        DataValidationError,
-        RollCallError,
-        SimulationError,
-        LedgerTampered,
-    ) as err:
-        print(f"fedrisk simulate: {err}", file=sys.stderr)
-        return EXIT_USAGE
+    except _EXPECTED as err:
+        return _refuse(err)
     return 0
 
 
