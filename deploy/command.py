@@ -36,6 +36,17 @@ class ArgumentParser(argparse.ArgumentParser):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
+    def parse_or_exit_code(self, argv: Sequence[str]) -> argparse.Namespace | int:
+        """Parse ``argv``, or return the exit code where argparse would exit.
+
+        ``--help`` returns 0 after printing the help; an invalid option returns 2 after
+        one line on stderr.
+        """
+        try:
+            return self.parse_args(list(argv))
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
 
 def consortium_command(argv: Sequence[str]) -> int:
     """Run ``fedrisk consortium`` with the arguments after ``consortium``.
@@ -56,11 +67,9 @@ def consortium_command(argv: Sequence[str]) -> int:
     OSError
         If writing fails for a reason other than an existing output part.
     """
-    parser = _parser()
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = _parser().parse_or_exit_code(argv)
+    if isinstance(args, int):
+        return args
     try:
         spec = ConsortiumSpec(
             name=args.name,
@@ -87,7 +96,7 @@ def consortium_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog=_PROG, description="Provision a consortium.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     init = commands.add_parser(

@@ -8,7 +8,6 @@ not registered is refused by the SuperLink; a client without TLS cannot connect.
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import sys
@@ -83,11 +82,9 @@ def server_command(argv: Sequence[str]) -> int:
         0 after a clean stop (Ctrl-C or SIGTERM); 1 if the SuperLink failed or
         exited on its own; 2 for an unusable folder, option or port.
     """
-    parser = _parser()
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = _parser().parse_or_exit_code(argv)
+    if isinstance(args, int):
+        return args
     try:
         folder = CoordinatorFolder.open(Path(args.consortium))
     except FolderError as err:
@@ -230,7 +227,7 @@ def _echo_all(line: str) -> None:
     print(f"  [SuperLink] {line}", flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=USAGE)
     parser.add_argument("--consortium", required=True, help="the coordinator folder")
     parser.add_argument("--host", default="0.0.0.0", help="interface to listen on (0.0.0.0)")

@@ -115,11 +115,9 @@ def node_command(argv: Sequence[str]) -> int:
         connect, was refused or exited; 2 for an unusable folder, option, schema or
         data file.
     """
-    parser = _parser()
-    try:
-        args = parser.parse_args(list(argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = _parser().parse_or_exit_code(argv)
+    if isinstance(args, int):
+        return args
     data = Path(args.data)
     try:
         bank = BankFolder.open(Path(args.consortium))
@@ -269,7 +267,7 @@ def _echo_all(line: str) -> None:
     print(f"  [SuperNode] {line}", flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=USAGE)
     parser.add_argument("--consortium", required=True, help="this bank's folder")
     parser.add_argument("--data", required=True, help="the bank's CSV or Parquet table")
