@@ -4,7 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fedrisk_cli import run_cli
+from fedrisk_cli import run_cli, simulate_into
 
 
 @pytest.fixture
@@ -13,8 +13,7 @@ def simulate() -> Callable[..., dict]:
 
     def _simulate(run_dir: Path, *overrides: str) -> dict:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        done = run_cli("simulate", f"hydra.run.dir={run_dir}", *overrides, cwd=run_dir.parent)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        done = simulate_into(run_dir, *overrides)
         assert "Traceback" not in done.stderr
         return json.loads((run_dir / "summary.json").read_text())
 

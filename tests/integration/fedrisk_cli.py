@@ -14,3 +14,10 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def simulate_into(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """Run `fedrisk simulate` into RUN_DIR (from its parent folder); assert it succeeded."""
+    done = run_cli("simulate", f"hydra.run.dir={run_dir}", *overrides, cwd=run_dir.parent)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done

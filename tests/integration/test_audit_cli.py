@@ -4,23 +4,16 @@ import json
 import shutil
 
 import pytest
-from fedrisk_cli import run_cli
+from fedrisk_cli import run_cli, simulate_into
 
 pytestmark = pytest.mark.slow
 
 
 def test_audit_of_a_real_dp_run(tmp_path):
     run_dir = tmp_path / "run"
-    done = run_cli(
-        "simulate",
-        f"hydra.run.dir={run_dir}",
-        "consortium=banks_3",
-        "rounds=2",
-        "privacy=dpsgd",
-        "simulation.baselines=false",
-        cwd=tmp_path,
+    simulate_into(
+        run_dir, "consortium=banks_3", "rounds=2", "privacy=dpsgd", "simulation.baselines=false"
     )
-    assert done.returncode == 0, done.stderr[-2000:]
 
     clean = run_cli("audit", str(run_dir), cwd=tmp_path)
     report = json.loads((run_dir / "audit" / "report.json").read_text())

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fedrisk_cli import run_cli
+from fedrisk_cli import simulate_into
 
 from fedrisk.privacy.accountant import (
     AccountantKind,
@@ -21,16 +21,9 @@ BANKS = ("bank_a", "bank_b", "bank_c")
 
 
 def simulate_dp(run_dir: Path, *overrides: str) -> dict:
-    done = run_cli(
-        "simulate",
-        f"hydra.run.dir={run_dir}",
-        "consortium=banks_3",
-        "privacy=dpsgd",
-        "simulation.baselines=false",
-        *overrides,
-        cwd=run_dir.parent,
+    done = simulate_into(
+        run_dir, "consortium=banks_3", "privacy=dpsgd", "simulation.baselines=false", *overrides
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     return json.loads((run_dir / "summary.json").read_text())
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedrisk_cli import run_cli
+from fedrisk_cli import run_cli, simulate_into
 
 from fedrisk.conf.faults import FaultStage, RandomDropouts
 
@@ -47,8 +47,7 @@ def _lines(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("faults") / "run"
-    done = run_cli("simulate", f"hydra.run.dir={run_dir}", *FAULTS, cwd=run_dir.parent)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    simulate_into(run_dir, *FAULTS)
     return run_dir
 
 
@@ -152,8 +151,7 @@ def _simulate_killed(run_dir: Path) -> None:
 def crashed_and_whole(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("resume")
     whole = root / "whole"
-    done = run_cli("simulate", f"hydra.run.dir={whole}", *RESUME, cwd=root)
-    assert done.returncode == 0, done.stderr[-3000:]
+    simulate_into(whole, *RESUME)
     crashed = root / "crashed"
     _simulate_killed(crashed)
     resumed = run_cli("simulate", f"resume={crashed}", cwd=root)

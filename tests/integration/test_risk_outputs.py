@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from fedrisk_cli import run_cli
+from fedrisk_cli import simulate_into
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
@@ -30,16 +30,9 @@ BANKS = ("bank_a", "bank_b", "bank_c")
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("risk") / "banks3"
-    done = run_cli(
-        "simulate",
-        f"hydra.run.dir={run_dir}",
-        "consortium=banks_3",
-        "rounds=2",
-        "seed=11",
-        "simulation.baselines=false",
-        cwd=run_dir.parent,
+    done = simulate_into(
+        run_dir, "consortium=banks_3", "rounds=2", "seed=11", "simulation.baselines=false"
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     settings = resolve_schema(load_settings(yaml.safe_load((run_dir / "config.yaml").read_text())))
     held_out = HeldOutSet.load(run_dir / "data" / "test.parquet", settings.task.schema)
     model = build_model(settings.task.model, held_out.x.shape[1], seed=0)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedrisk_cli import run_cli
+from fedrisk_cli import simulate_into
 
 pytestmark = pytest.mark.slow
 
@@ -17,15 +17,7 @@ def metrics_lines(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def three_banks(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("sim") / "banks3"
-    done = run_cli(
-        "simulate",
-        f"hydra.run.dir={run_dir}",
-        "consortium=banks_3",
-        "rounds=2",
-        "seed=11",
-        cwd=run_dir.parent,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    simulate_into(run_dir, "consortium=banks_3", "rounds=2", "seed=11")
     return run_dir
 
 
