@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedrisk.client.explain_reply import ExplainRefused, explanation_record
 from fedrisk.client.node_data import NodeData
@@ -27,13 +26,6 @@ from fedrisk.strategies import messages
 NAMES = ("bank_a", "bank_b", "bank_c")
 NODE_OF = {name: 200 + i for i, name in enumerate(NAMES)}
 ROWS = {"bank_a": 90, "bank_b": 40, "bank_c": 25}
-
-
-@pytest.fixture(autouse=True)
-def _server_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Messages take their run and task ids from the running task, as in a ServerApp."""
-    for attribute in ("_run_id", "_node_id", "_task_id"):
-        monkeypatch.setattr(TaskIdentity, attribute, 1)
 
 
 def settings_for(*overrides: str) -> FedriskConfig:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from flwr.app import ConfigRecord, Error, Message, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedrisk.privacy.accountant import AccountantKind, epsilon_spent
 from fedrisk.privacy.ledger import LedgerWriter, ledger_path, read_ledger
@@ -23,13 +22,6 @@ NAMES = ("bank_a", "bank_b", "bank_c")
 NODE_OF = {name: 100 + i for i, name in enumerate(NAMES)}
 
 Answer = Callable[[Message], Message | None]
-
-
-@pytest.fixture(autouse=True)
-def _server_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Messages take their run and task ids from the running task, as in a ServerApp."""
-    for attribute in ("_run_id", "_node_id", "_task_id"):
-        monkeypatch.setattr(TaskIdentity, attribute, 1)
 
 
 class AnsweringGrid:

@@ -15,7 +15,6 @@ import pytest
 from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedrisk.server.prompt_grid import (
     BACKOFF,
@@ -24,13 +23,6 @@ from fedrisk.server.prompt_grid import (
     PromptGrid,
     pull_delays,
 )
-
-
-@pytest.fixture(autouse=True)
-def _task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Messages take their run and task ids from the running task, as in a ServerApp."""
-    for attribute in ("_run_id", "_node_id", "_task_id"):
-        monkeypatch.setattr(TaskIdentity, attribute, 1)
 
 
 class ScriptedGrid(Grid):

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
 
 from fedrisk.client.faults import HUGE_NORM_FACTOR, corrupt_arrays
 from fedrisk.conf.faults import CorruptionKind
@@ -12,13 +11,6 @@ from fedrisk.strategies import messages
 from fedrisk.strategies.secagg import wire
 
 RUN = "run-1"
-
-
-@pytest.fixture(autouse=True)
-def _server_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Messages take their run and task ids from the running task, as in a ServerApp."""
-    for attribute in ("_run_id", "_node_id", "_task_id"):
-        monkeypatch.setattr(TaskIdentity, attribute, 1)
 
 
 def _model(seed: int = 0) -> ArrayRecord:
