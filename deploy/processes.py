@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -258,3 +259,15 @@ def stop_requests() -> Iterator[threading.Event]:
     finally:
         for sig, previous in saved.items():
             signal.signal(sig, previous)
+
+
+def echo_line(tag: str, line: str, *, problems_only: bool = False) -> None:
+    """Print a child's output ``line`` as ``  [tag] line``.
+
+    Every line goes to stdout; with ``problems_only`` only a line naming an ``ERROR``
+    or a ``WARNING`` is printed, to stderr.
+    """
+    if not problems_only:
+        print(f"  [{tag}] {line}", flush=True)
+    elif "ERROR" in line or "WARNING" in line:
+        print(f"  [{tag}] {line}", file=sys.stderr, flush=True)

@@ -12,12 +12,13 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from fedrisk.deploy.command import ArgumentParser
 from fedrisk.deploy.control import Control, ControlError
 from fedrisk.deploy.folders import LISTENING_FILE, CoordinatorFolder, FolderError
-from fedrisk.deploy.processes import Child, ChildFailed, stop_requests
+from fedrisk.deploy.processes import Child, ChildFailed, echo_line, stop_requests
 from fedrisk.deploy.provision import (
     FLEET_PORT,
     SUPERLINK_CERT_FILE,
@@ -110,7 +111,7 @@ def server_command(argv: Sequence[str]) -> int:
             superlink_argv(folder, host=args.host, port=args.port, database=database),
             log=runtime / LOG_FILE,
             env=flower_environment(runtime / "flwr-home"),
-            echo=_echo_problems if not args.verbose else _echo_all,
+            echo=_echo_problems if not args.verbose else partial(echo_line, "SuperLink"),
             own_group=False,
         )
         try:
@@ -219,12 +220,7 @@ def _echo_problems(line: str) -> None:
     if "No SuperNode found with the given public key" in line:
         print("  [SuperLink] refused a SuperNode whose key is not registered", file=sys.stderr)
         return
-    if "ERROR" in line or "WARNING" in line:
-        print(f"  [SuperLink] {line}", file=sys.stderr, flush=True)
-
-
-def _echo_all(line: str) -> None:
-    print(f"  [SuperLink] {line}", flush=True)
+    echo_line("SuperLink", line, problems_only=True)
 
 
 def _parser() -> ArgumentParser:

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from fedrisk.client.node_data import NodeData, load_node_data
@@ -26,7 +27,7 @@ from fedrisk.data.schema_file import read_schema
 from fedrisk.data.synthetic import credit_schema
 from fedrisk.deploy.command import ArgumentParser
 from fedrisk.deploy.folders import BankFolder, FolderError
-from fedrisk.deploy.processes import Child, ChildFailed, stop_requests
+from fedrisk.deploy.processes import Child, ChildFailed, echo_line, stop_requests
 from fedrisk.deploy.superlink import flower_environment
 from fedrisk.models.spec import TrainSpec
 from fedrisk.strategies import messages
@@ -196,7 +197,7 @@ def _connect(
             argv,
             log=bank.runtime / LOG_FILE,
             env=flower_environment(bank.runtime / "flwr-home"),
-            echo=_echo_all if verbose else _echo_progress,
+            echo=partial(echo_line, "SuperNode") if verbose else _echo_progress,
             own_group=False,
         )
         try:
@@ -259,12 +260,8 @@ def _echo_progress(line: str) -> None:
     received = _RECEIVED.search(line)
     if received:
         print(f"  received {received.group(1)}", flush=True)
-    elif "ERROR" in line or "WARNING" in line:
-        print(f"  [SuperNode] {line}", file=sys.stderr, flush=True)
-
-
-def _echo_all(line: str) -> None:
-    print(f"  [SuperNode] {line}", flush=True)
+    else:
+        echo_line("SuperNode", line, problems_only=True)
 
 
 def _parser() -> ArgumentParser:

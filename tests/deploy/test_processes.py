@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fedrisk.deploy.processes import Child, ChildFailed, stop_all
+from fedrisk.deploy.processes import Child, ChildFailed, echo_line, stop_all
 
 # A parent that starts a grandchild in a session of its own (as Flower's SuperLink does
 # with its SuperExec), prints both pids, then ignores SIGTERM for a while.
@@ -97,3 +97,13 @@ def test_echo_receives_every_line(tmp_path: Path) -> None:
     )
     assert child.wait_exit(timeout=30) == 0
     assert seen == ["one", "two"]
+
+
+def test_echo_line_tags_every_line_or_only_problems_on_stderr(capsys) -> None:
+    echo_line("SuperNode", "INFO: connected")
+    echo_line("SuperNode", "INFO: pulled a message", problems_only=True)
+    echo_line("SuperNode", "ERROR: refused", problems_only=True)
+    echo_line("SuperNode", "WARNING: slow", problems_only=True)
+    out, err = capsys.readouterr()
+    assert out == "  [SuperNode] INFO: connected\n"
+    assert err == "  [SuperNode] ERROR: refused\n  [SuperNode] WARNING: slow\n"
