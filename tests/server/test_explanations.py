@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from answering_grid import AnsweringGrid
 from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 
 from fedrisk.client.explain_reply import ExplainRefused, explanation_record
@@ -42,29 +42,20 @@ def bank_data(settings: FedriskConfig, name: str, seed: int) -> NodeData:
     return NodeData(name, x[:0], y[:0], x, y, encoder.feature_names, "00" * 32)
 
 
-class BankGrid:
+class BankGrid(AnsweringGrid):
     """Every node answers with the real ClientApp reply code on its own rows."""
 
     def __init__(self, setups: dict[int, NodeSetup], tamper: str | None = None) -> None:
+        super().__init__()
         self.setups = setups
         self.tamper = tamper
-        self.sent: list[Message] = []
 
-    def send_and_receive(
-        self, messages_: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        replies = []
-        for message in messages_:
-            self.sent.append(message)
-            setup = self.setups[message.metadata.dst_node_id]
-            record = explanation_record(setup, message.content)
-            if setup.institution == self.tamper:
-                record[messages.EXPLAIN_FEATURES] = ["income"]
-            content = RecordDict({messages.EXPLANATION: record})
-            reply = Message(content=content, reply_to=message)
-            reply.metadata.__dict__["_src_node_id"] = message.metadata.dst_node_id
-            replies.append(reply)
-        return replies
+    def answer(self, message: Message) -> Message:
+        setup = self.setups[message.metadata.dst_node_id]
+        record = explanation_record(setup, message.content)
+        if setup.institution == self.tamper:
+            record[messages.EXPLAIN_FEATURES] = ["income"]
+        return Message(content=RecordDict({messages.EXPLANATION: record}), reply_to=message)
 
 
 def run(settings: FedriskConfig, tmp_path: Path, tamper: str | None = None):

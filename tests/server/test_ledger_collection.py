@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from answering_grid import Answer, AnsweringGrid
 from flwr.app import ConfigRecord, Error, Message, RecordDict
 
 from fedrisk.privacy.accountant import AccountantKind, epsilon_spent
@@ -20,28 +20,6 @@ FINGERPRINT = "cd" * 32
 MECHANISM = PoissonGaussian(noise_multiplier=1.1, sample_rate=0.01, steps=100, max_grad_norm=1.0)
 NAMES = ("bank_a", "bank_b", "bank_c")
 NODE_OF = {name: 100 + i for i, name in enumerate(NAMES)}
-
-Answer = Callable[[Message], Message | None]
-
-
-class AnsweringGrid:
-    """Each node answers the ledger request with whatever ``answers[node]`` builds."""
-
-    def __init__(self, answers: dict[int, Answer]) -> None:
-        self.answers = answers
-        self.sent: list[Message] = []
-
-    def send_and_receive(
-        self, messages_: Iterable[Message], *, timeout: float | None = None
-    ) -> Iterable[Message]:
-        replies = []
-        for message in messages_:
-            self.sent.append(message)
-            reply = self.answers[message.metadata.dst_node_id](message)
-            if reply is not None:
-                reply.metadata.__dict__["_src_node_id"] = message.metadata.dst_node_id
-                replies.append(reply)
-        return replies
 
 
 @pytest.fixture
