@@ -225,7 +225,7 @@ def _synthetic_market(
 
 
 def table_institutions(built: BuiltConsortium) -> list[InstitutionConfig]:
-    """The institutions a real table was split into, with their row counts.
+    """Return the institutions a real table was split into, with their row counts.
 
     Their names come from the partition (``bank_01`` …), not from ``consortium``; keys
     and the manifest (DP-SGD, secure aggregation) are provisioned for these.
