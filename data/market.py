@@ -41,7 +41,6 @@ __all__ = [
     "forecast_split",
     "generate_market",
     "market_schema",
-    "rolling_origins",
     "window_rows",
 ]
 
@@ -258,28 +257,6 @@ def forecast_split(
     train = order[t[order] < origin]
     test = order[(t[order] >= origin) & (t[order] < origin + horizon)]
     return train, test
-
-
-def rolling_origins(
-    times: np.ndarray, *, first: int, horizon: int
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Expanding-window rolling forecast: origins ``first, first + horizon, …``.
-
-    Each fold trains on every row before its origin and tests on the ``horizon``
-    timestamps that follow (:func:`forecast_split`); folds with no test rows are dropped.
-
-    Raises
-    ------
-    ValueError
-        If ``horizon`` is below 1.
-    """
-    t = np.asarray(times)
-    folds = []
-    for origin in range(int(first), int(t.max()) + 1, max(1, int(horizon))):
-        train, test = forecast_split(t, origin=origin, horizon=horizon)
-        if test.size:
-            folds.append((train, test))
-    return folds
 
 
 def _simulate(rng: np.random.Generator, periods: int) -> tuple[np.ndarray, ...]:

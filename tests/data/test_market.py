@@ -16,7 +16,6 @@ from fedrisk.data.market import (
     forecast_split,
     generate_market,
     market_schema,
-    rolling_origins,
     window_rows,
 )
 
@@ -119,18 +118,6 @@ def test_the_past_only_check_catches_a_reversed_split():
 
     with pytest.raises(AssertionError):
         assert_past_only(times[test], times[train])  # training on the later window
-
-
-def test_rolling_origins_expand_the_past_and_step_through_the_future():
-    times = np.repeat(np.arange(0, 100), 2)
-
-    folds = rolling_origins(times, first=40, horizon=20)
-
-    assert len(folds) == 3
-    for k, (train, test) in enumerate(folds):
-        assert_past_only(times[train], times[test])
-        assert times[train].max() == 39 + 20 * k
-        assert set(times[test]) == set(range(40 + 20 * k, 60 + 20 * k))
 
 
 def test_node_keeps_its_latest_windows_for_validation(market, tmp_path):
