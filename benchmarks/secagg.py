@@ -6,13 +6,19 @@ to what Flower's own legacy ``SecAggPlusWorkflow`` costs (measured by
 
 What is measured
 ----------------
-Six variants, each for every (clients, parameters) cell:
+Seven variants, each for every (clients, parameters) cell:
 
 ``fedrisk-plain``
     A Message-API ServerApp (``@ServerApp.main``) with ``flwr.serverapp.strategy``'s
     ``FedAvg`` weighting by ``num-examples``; one exchange per round, plaintext replies.
+``fedrisk-floor``
+    ``fedrisk-plain`` plus, after each aggregation, one query exchange with every
+    client whose request and reply are empty. No protocol with one extra (unmask)
+    exchange per round can be faster on this engine, so ``floor - plain`` bounds from
+    below what any such SecAgg+ costs here.
 ``fedrisk-secagg``
-    The same loop with the ``FedAvg`` wrapped in fedrisk's ``SecureAggregation``
+    The same loop as ``fedrisk-plain`` with the ``FedAvg`` wrapped in fedrisk's
+    ``SecureAggregation``
     (``degree`` 6, ``threshold`` 4, i.e. each self-mask in 7 shares of which 4 unmask,
     the counterpart of Flower's ``num_shares=7, reconstruction_threshold=4``). A round
     is the masked training exchange plus the unmask exchange; round 1 also carries the
@@ -112,7 +118,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CLIENTS = (10, 30, 50)
 DEFAULT_PARAMS = (10_000, 100_000, 1_000_000)
-FEDRISK_VARIANTS = ("fedrisk-plain", "fedrisk-secagg", "fedrisk-secagg-full")
+FEDRISK_VARIANTS = ("fedrisk-plain", "fedrisk-floor", "fedrisk-secagg", "fedrisk-secagg-full")
 FLOWER_VARIANTS = ("flower-plain", "flower-secaggplus", "flower-secaggplus-full")
 VARIANTS = FEDRISK_VARIANTS + FLOWER_VARIANTS
 DEGREE, THRESHOLD = 6, 4  # fedrisk's counterpart of Flower's num_shares=7, threshold=4
@@ -121,6 +127,10 @@ MAX_ROWS = 1000  # Flower's max_weight
 VECTOR = "vector"
 TAG = "FEDRISK_SECAGG_JSON "
 KEYSTREAM_WORDS = 2**24
+#: Plaintext round plus one empty query exchange with every client: the least any
+#: protocol with one extra (unmask) exchange per round can cost on this engine.
+FLOOR = "fedrisk-floor"
+NOOP_MESSAGE_TYPE = "query.benchmark_noop"
 
 
 class SecAggRunError(RuntimeError):
@@ -136,7 +146,7 @@ def secagg_config(variant: str) -> Any:
     """Return the ``SecAggConfig`` of a fedrisk variant, or ``None`` for plaintext."""
     from fedrisk.conf.secagg import SecAggConfig
 
-    if variant == "fedrisk-plain":
+    if variant in ("fedrisk-plain", FLOOR):
         return None
     if variant == "fedrisk-secagg":
         return SecAggConfig(
@@ -274,6 +284,14 @@ def build_apps(
             sent = list(active.configure_train(rnd, arrays, ConfigRecord(), grid))
             replies = list(grid.send_and_receive(sent, timeout=timeout))
             new, _ = active.aggregate_train(rnd, replies)
+            if spec["variant"] == FLOOR:
+                empty = [
+                    Message(RecordDict(), dst_node_id=node, message_type=NOOP_MESSAGE_TYPE)
+                    for node in roster.node_of.values()
+                ]
+                answered = list(grid.send_and_receive(empty, timeout=timeout))
+                if len(answered) != n_clients or any(a.has_error() for a in answered):
+                    raise SecAggRunError(f"round {rnd}: the empty exchange lost replies")
             marks.append(time.time())
             record: dict[str, Any] = {"round": rnd, "replies": len(replies)}
             record["errors"] = [
@@ -357,6 +375,10 @@ def build_apps(
         _, name = identity(context)
         content = secagg_node.unmask(msg, context, secagg=cfg, institution=name)
         return Message(content=content, reply_to=msg)
+
+    @client.query(NOOP_MESSAGE_TYPE.split(".", 1)[1])
+    def _noop(msg: Message, context: Context) -> Message:
+        return Message(content=RecordDict(), reply_to=msg)
 
     @client.query(wire.KEYS_MESSAGE_TYPE.split(".", 1)[1])
     def _keys(msg: Message, context: Context) -> Message:
@@ -458,8 +480,9 @@ def measure_fedrisk(
         Number of simulated SuperNodes (banks); all of them train every round.
     n_params : int
         Length of the float32 vector each client returns.
-    variant : {"fedrisk-plain", "fedrisk-secagg", "fedrisk-secagg-full"}
-        Plaintext FedAvg, SecAgg+ of degree 6 / threshold 4, or the complete graph.
+    variant : {"fedrisk-plain", "fedrisk-floor", "fedrisk-secagg", "fedrisk-secagg-full"}
+        Plaintext FedAvg, plaintext plus one empty exchange, SecAgg+ of degree 6 /
+        threshold 4, or the complete graph.
     rounds : int
         Rounds to run, at least 2.
     timeout : float
@@ -503,7 +526,7 @@ def measure_fedrisk(
         raise SecAggRunError(
             f"{variant}: expected {rounds + 1} marks, got {len(marks)}; records: {records}"
         )
-    if variant != "fedrisk-plain":
+    if secagg_config(variant) is not None:
         failed = [r for r in records if r.get("unmasked") is not True]
         if failed:
             raise SecAggRunError(f"{variant}: rounds not unmasked: {failed}")
@@ -638,6 +661,9 @@ def summarize(row: dict[str, Any], variants: list[str]) -> dict[str, Any]:
                 else None
             ),
         }
+    floor = med.get(FLOOR)
+    out["floor_overhead_s"] = floor - fp if floor is not None and fp is not None else None
+    out["floor_ratio"] = floor / fp if floor is not None and fp else None
     plain_setup = _median(row, "fedrisk-plain", "setup_s")
     for v in ("fedrisk-secagg", "fedrisk-secagg-full"):
         setup = _median(row, v, "setup_s")
@@ -684,6 +710,19 @@ def report(rows: list[dict[str, Any]], variants: list[str]) -> None:
                 f"  {_fmt(g['fedrisk_overhead_s']):>10}  {_fmt(g['flower_overhead_s']):>9}  "
                 f"{_fmt(g['overhead_ratio'], '.1f', '×'):>23}"
             )
+    if FLOOR in variants:
+        print()
+        print(
+            "floor: plaintext round + one empty exchange (the least one unmask exchange "
+            "can cost here)"
+        )
+        for row in rows:
+            s = row["summary"]
+            print(
+                f"  {row['clients']:>3} clients, {row['params']:>9,} params: "
+                f"{_fmt(s['floor_ratio'], '.2f', '×')} plain, "
+                f"+{_fmt(s['floor_overhead_s'])} s"
+            )
     print()
     print(
         "fedrisk round 1 minus a steady round (s): plain (warm-up), secagg, secagg-full; "
@@ -710,7 +749,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     n, p, rounds = 10, 1000, 3
     result: dict[str, Any] = {}
     ok = True
-    for variant in FEDRISK_VARIANTS:
+    for variant in (v for v in FEDRISK_VARIANTS if v != FLOOR):
         res = measure_fedrisk(
             n, p, variant=variant, rounds=rounds, timeout=args.max_seconds, check=True
         )

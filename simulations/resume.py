@@ -14,7 +14,6 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.conf.root import ConfigError, load_settings
 from fedrisk.server.checkpoint import CheckpointError, load_checkpoint
 from fedrisk.simulations.consortium import resolve_schema
@@ -38,9 +37,7 @@ def resumed_config(run_dir: Path, argv: Sequence[str]) -> tuple[DictConfig, str]
     ------
     ConfigError
         If other overrides are given, the run directory has no config or checkpoint,
-        the checkpoint is of another configuration, or the run cannot be resumed
-        (institution-level DP and secure aggregation keep state a checkpoint does not
-        hold).
+        or the checkpoint is of another configuration.
     """
     others = [a for a in argv if a.partition("=")[0].lstrip("+") != RESUME_KEY]
     if others:
@@ -56,12 +53,6 @@ def resumed_config(run_dir: Path, argv: Sequence[str]) -> tuple[DictConfig, str]
         raise ConfigError(f"{config_file} must hold a mapping")
     cfg[RESUME_KEY] = str(run_dir)
     settings = load_settings(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    if settings.privacy.mode is PrivacyMode.central or settings.secagg.enabled:
-        raise ConfigError(
-            "`resume` supports privacy=none|dpsgd without secure aggregation (institution-"
-            "level DP's accountant and SecAgg+'s run keys are not checkpointed); got "
-            f"privacy={settings.privacy.mode.value}, secagg={settings.secagg.mode.value}"
-        )
     try:
         checkpoint = load_checkpoint(run_dir)
         checkpoint.check_against(run_id=checkpoint.run_id, settings=resolve_schema(settings))

@@ -38,19 +38,19 @@ def test_resume_takes_the_runs_own_config_and_run_id(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "message"),
-    [
-        (("privacy=central",), "`resume` supports privacy=none|dpsgd without secure aggregation"),
-        (("secagg=secaggplus",), "got privacy=none, secagg=secaggplus"),
-    ],
+    "overrides",
+    [("privacy=central",), ("secagg=secaggplus",), ("privacy=dpsgd", "secagg=secaggplus")],
 )
-def test_runs_whose_state_a_checkpoint_does_not_hold_are_refused(
-    tmp_path, overrides: tuple[str, ...], message: str
+def test_institution_level_dp_and_secure_aggregation_runs_can_be_resumed(
+    tmp_path, overrides: tuple[str, ...]
 ) -> None:
-    _run_dir(tmp_path, *overrides)
+    settings = _run_dir(tmp_path, *overrides)
 
-    with pytest.raises(ConfigError, match=message):
-        resumed_config(tmp_path, [f"resume={tmp_path}"])
+    cfg, run_id = resumed_config(tmp_path, [f"resume={tmp_path}"])
+
+    assert run_id == "abc"
+    assert cfg.privacy.mode == settings.privacy.mode.value
+    assert cfg.secagg.mode == settings.secagg.mode.value
 
 
 def test_a_run_without_a_checkpoint_or_with_another_config_is_refused(tmp_path) -> None:
