@@ -26,6 +26,7 @@ from fedrisk.privacy.accountant import AccountantKind, epsilon_spent, independen
 from fedrisk.privacy.ledger import LedgerEntry, LedgerTampered, history, read_ledger
 from fedrisk.privacy.ledger_format import LEDGER_FILE_NAME, LEDGERS_DIR
 from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest, InstitutionRecord
+from fedrisk.secure.signing import public_key_from_text
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -285,7 +286,7 @@ def _audit_ledger(
                 "digest",
                 name,
                 file.name,
-                entry_mismatches(entries, server),
+                entry_mismatches(entries, server, public_key_from_text(record.public_key)),
                 "update digests match the server's record",
             )
         )

@@ -166,8 +166,9 @@ def train(msg: Message, context: Context) -> Message:
         )
         content = RecordDict(records)
         sent = content.array_records[wire.MASKED]
-    if update.record is not None:
-        update.record(messages.update_digest(sent))
+    resent = None if update.record is None else update.record(messages.update_digest(sent))
+    if resent is not None:
+        content[messages.RESENT] = resent
     content[messages.METRICS] = MetricRecord(metrics)
     content[messages.NODE] = node_record(setup)
     content[messages.BINDING] = ConfigRecord(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.app import ConfigRecord, Context
 
 from fedrisk.client.dp_trainer import (
@@ -50,6 +51,7 @@ class NodePrivacy:
     ledger: LedgerWriter
     run_id: str
     noise_multiplier: float
+    signing_key: Ed25519PrivateKey
 
     @property
     def spent_before(self) -> list[PoissonGaussian]:
@@ -97,7 +99,12 @@ def node_privacy(
         noise = plan_noise(settings, data.n_train, budget, prior=prior)
         context.state[_PLAN_RECORD] = ConfigRecord({"run-id": run_id, "noise-multiplier": noise})
     return NodePrivacy(
-        institution=institution, budget=budget, ledger=ledger, run_id=run_id, noise_multiplier=noise
+        institution=institution,
+        budget=budget,
+        ledger=ledger,
+        run_id=run_id,
+        noise_multiplier=noise,
+        signing_key=key,
     )
 
 

@@ -3,6 +3,11 @@
 The ledger entry records the SHA-256 of what the institution sends; under secure
 aggregation that is the masked message, which exists only after masking, so the entry is
 written through `TrainedUpdate.record` once the reply is built.
+
+A round the ledger already holds (the coordinator crashed before aggregating it and the
+resumed run asks again) is answered with the kept release. Under secure aggregation its
+new masked message has a new digest, so `TrainedUpdate.record` then returns a signed
+`fedrisk.privacy.resend.ResendStatement` for the reply to carry.
 """
 
 from __future__ import annotations
@@ -20,18 +25,23 @@ from fedrisk.client.node_setup import NodeSetup, node_record, row_metrics
 from fedrisk.models.tabular import get_weights
 from fedrisk.privacy.calibration import PrivacyPlanError
 from fedrisk.privacy.ledger import LedgerEntry
+from fedrisk.privacy.resend import ResendStatement
 from fedrisk.strategies import messages
 
 
 @dataclass
 class TrainedUpdate:
-    """A trained update before it is sent: weights, figures, and the ledger step."""
+    """A trained update before it is sent: weights, figures, and the ledger step.
+
+    ``record`` takes the digest of the message that carries the update and returns
+    what the reply must carry besides (a resend statement under `RESENT`), or None.
+    """
 
     arrays: ArrayRecord
     n_examples: int
     loss: float
     metrics: dict[str, float] = field(default_factory=dict)
-    record: Callable[[str], None] | None = None
+    record: Callable[[str], ConfigRecord | None] | None = None
 
 
 def train_private_update(
@@ -76,18 +86,18 @@ def train_private_update(
     arrays = ArrayRecord(model.state_dict())
 
     def record(digest: str) -> None:
-        if digest == messages.update_digest(arrays):  # a plaintext update: keep a copy
-            released_updates.keep(
-                released_updates.released_dir(node.ledger.path, setup.institution),
-                released_updates.ReleasedUpdate(
-                    run_id=node.run_id,
-                    round=server_round,
-                    arrays=arrays,
-                    n_examples=trained.result.n_examples,
-                    loss=trained.result.loss,
-                    received_sha256=received,
-                ),
-            )
+        released_updates.keep(  # before the ledger entry: an entry always has its copy
+            released_updates.released_dir(node.ledger.path, setup.institution),
+            released_updates.ReleasedUpdate(
+                run_id=node.run_id,
+                round=server_round,
+                arrays=arrays,
+                n_examples=trained.result.n_examples,
+                loss=trained.result.loss,
+                received_sha256=received,
+                sent_sha256=digest,
+            ),
+        )
         private_round.record_round(
             node,
             settings,
@@ -120,19 +130,18 @@ def _release_again(
 ) -> TrainedUpdate | RecordDict:
     """Answer a round the ledger already holds with the update released then.
 
-    The update must be the one the entry signed and have been trained from the same
-    global model; otherwise the node refuses (training again would spend privacy twice).
+    The kept copy must be the one whose sending the entry signed and have been trained
+    from the same global model; otherwise the node refuses (training again would spend
+    privacy twice). Sent as it was, it needs no statement; masked anew (secure
+    aggregation under the resumed run's keys), the reply carries a signed
+    `ResendStatement` naming the entry.
     """
     kept = released_updates.find(
         released_updates.released_dir(node.ledger.path, setup.institution),
         run_id=node.run_id,
         server_round=server_round,
     )
-    if (
-        kept is None
-        or messages.update_digest(kept.arrays) != entry.update_sha256
-        or kept.received_sha256 != received
-    ):
+    if kept is None or kept.sent_sha256 != entry.update_sha256 or kept.received_sha256 != received:
         return refusal_content(
             setup,
             private_round.refusal_record(
@@ -141,6 +150,20 @@ def _release_again(
                 "copy; training it again would spend its privacy twice"
             ),
         )
+
+    def record(digest: str) -> ConfigRecord | None:
+        if digest == entry.update_sha256:
+            return None
+        statement = ResendStatement(
+            run_id=entry.run_id,
+            round=entry.round,
+            institution=setup.institution,
+            ledger_seq=entry.seq,
+            ledger_sha256=entry.update_sha256,
+            sent_sha256=digest,
+        ).signed(node.signing_key)
+        return ConfigRecord(statement.to_json())
+
     return TrainedUpdate(
         arrays=kept.arrays,
         n_examples=kept.n_examples,
@@ -151,6 +174,7 @@ def _release_again(
             messages.DELTA: node.budget.delta,
             messages.NOISE_MULTIPLIER: node.noise_multiplier,
         },
+        record=record,
     )
 
 

@@ -6,10 +6,13 @@ coordinator asks for the same round again. The bank then sends the very update i
 released, kept here beside its ledger, instead of training again: the ledger gets no
 second entry and the resumed run gets the update the uninterrupted run would have
 used. The copy is of an already released (noised) update, so keeping it on the
-bank's own disk reveals nothing new.
+bank's own disk reveals nothing new. Under secure aggregation the kept update is masked
+again under the resumed run's keys, and the bank signs a
+`fedrisk.privacy.resend.ResendStatement` linking the new message to its ledger entry.
 
-Files: ``released-<institution>/update.npz`` (no pickle) and ``update.json``
-(run id, round, rows, loss, the digest of the global model it was trained from),
+Files: ``released-<institution>/update.npz`` (no pickle) and ``update.json`` (run id,
+round, rows, loss, the digest of the global model it was trained from, and the digest
+of the message sent: the update itself, or its masked form under secure aggregation),
 written in that order, each atomically; only the latest release is kept.
 """
 
@@ -37,6 +40,7 @@ class ReleasedUpdate:
     n_examples: int
     loss: float
     received_sha256: str
+    sent_sha256: str
 
 
 def released_dir(ledger_file: Path, institution: str) -> Path:
@@ -58,6 +62,7 @@ def keep(folder: Path, update: ReleasedUpdate) -> None:
         "n_examples": update.n_examples,
         "loss": update.loss,
         "received_sha256": update.received_sha256,
+        "sent_sha256": update.sent_sha256,
     }
     tmp_meta = folder / f".{META_FILE}.tmp"
     tmp_meta.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
@@ -72,13 +77,14 @@ def find(folder: Path, *, run_id: str, server_round: int) -> ReleasedUpdate | No
             return None
         with np.load(folder / ARRAYS_FILE, allow_pickle=False) as archive:
             arrays = ArrayRecord({name: Array(archive[name]) for name in meta["order"]})
+        return ReleasedUpdate(
+            run_id=run_id,
+            round=server_round,
+            arrays=arrays,
+            n_examples=int(meta["n_examples"]),
+            loss=float(meta["loss"]),
+            received_sha256=str(meta["received_sha256"]),
+            sent_sha256=str(meta["sent_sha256"]),
+        )
     except (OSError, ValueError, KeyError):
         return None
-    return ReleasedUpdate(
-        run_id=run_id,
-        round=server_round,
-        arrays=arrays,
-        n_examples=int(meta["n_examples"]),
-        loss=float(meta["loss"]),
-        received_sha256=str(meta["received_sha256"]),
-    )

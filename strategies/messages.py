@@ -31,6 +31,9 @@ INSTITUTION = "institution"
 #: A reply that declines to train carries this ConfigRecord instead of arrays.
 REFUSAL = "refusal"
 REFUSAL_REASON = "reason"
+#: Config record of a reply that sends an already released round again
+#: (`fedrisk.privacy.resend.ResendStatement`, signed by the bank).
+RESENT = "resent"
 
 #: Privacy figures in a reply's MetricRecord.
 EPSILON = "epsilon"

@@ -21,6 +21,7 @@ from fedrisk.privacy.ledger import (
 )
 from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
 from fedrisk.privacy.mechanism import PoissonGaussian
+from fedrisk.privacy.resend import ResendStatement
 from fedrisk.secure.signing import generate_signing_key, public_key_text, sign
 
 FINGERPRINT = "ab" * 32
@@ -367,3 +368,60 @@ def test_banks_whose_latest_runs_differ_are_named() -> None:
         "the banks' latest runs differ: most are in run r1, but bank_c (r0)"
     ]
     assert run_mismatches({"bank_a": "r1", "bank_b": "r1"}) == []
+
+
+def _resent(consortium: Consortium, *, key_of: str = "bank_a", **changes: object) -> str:
+    """Record round 2 of bank_a as received again, masked anew, with a resend statement."""
+    metrics = consortium.root / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    entry = json.loads(consortium.lines("bank_a")[1])
+    again = hashlib.sha256(b"bank_a/2/masked-again").hexdigest()
+    fields: dict = {
+        "run_id": entry["run_id"],
+        "round": 2,
+        "institution": "bank_a",
+        "ledger_seq": entry["seq"],
+        "ledger_sha256": entry["update_sha256"],
+        "sent_sha256": again,
+    }
+    fields.update(changes)
+    statement = ResendStatement(**fields).signed(consortium.keys[key_of])
+    records[1]["update_sha256"]["bank_a"] = again
+    records[1]["resent"] = {"bank_a": statement.to_json()}
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return again
+
+
+def test_a_round_sent_again_with_a_signed_statement_passes(consortium: Consortium) -> None:
+    _resent(consortium)
+
+    report = audit_path(consortium.root)
+    assert report.passed, failed(report)
+
+
+@pytest.mark.parametrize(
+    ("key_of", "changes", "expected"),
+    [
+        ("bank_b", {}, "does not verify with its manifest key"),
+        ("bank_a", {"ledger_seq": 0}, "(ledger_seq)"),
+        ("bank_a", {"sent_sha256": "ab" * 32}, "(sent_sha256)"),
+        ("bank_a", {"ledger_sha256": "cd" * 32}, "(ledger_sha256)"),
+    ],
+)
+def test_a_resend_statement_that_does_not_account_for_the_digest_fails(
+    consortium: Consortium, key_of: str, changes: dict, expected: str
+) -> None:
+    _resent(consortium, key_of=key_of, **changes)
+
+    detail = only_failure(audit_path(consortium.root), "digest", "bank_a")
+    assert "entry 1 (run run-1, round 2): " in detail and expected in detail
+
+
+def test_a_malformed_resend_statement_is_an_unreadable_record(consortium: Consortium) -> None:
+    metrics = consortium.root / "metrics.jsonl"
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    records[0]["resent"] = {"bank_a": {"round": 1}}
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    with pytest.raises(AuditInputError, match=r"metrics\.jsonl, line 1: .*missing"):
+        audit_path(consortium.root)
