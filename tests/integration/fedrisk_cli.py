@@ -1,7 +1,10 @@
 """Run the `fedrisk` command line in a subprocess, as a user would."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -21,3 +24,32 @@ def simulate_into(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess
     done = run_cli("simulate", f"hydra.run.dir={run_dir}", *overrides, cwd=run_dir.parent)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
+
+
+def simulate_killed(run_dir: Path, *overrides: str, after_rounds: int) -> None:
+    """Start `fedrisk simulate` into RUN_DIR; SIGKILL its process group after some rounds.
+
+    The kill comes once ``metrics.jsonl`` holds ``after_rounds`` lines, so the run dies
+    like a crashed coordinator: no clean-up, no final records.
+    """
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fedrisk", "simulate", f"hydra.run.dir={run_dir}", *overrides],
+        cwd=run_dir.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if metrics.exists() and len(metrics.read_text().splitlines()) >= after_rounds:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it could be killed"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL

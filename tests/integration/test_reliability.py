@@ -7,16 +7,12 @@ uninterrupted.
 """
 
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from fedrisk_cli import run_cli, simulate_into
+from fedrisk_cli import run_cli, simulate_into, simulate_killed
 
 from fedrisk.conf.faults import FaultStage, RandomDropouts
 
@@ -122,38 +118,13 @@ RESUME = (
 KILL_AFTER = 2
 
 
-def _simulate_killed(run_dir: Path) -> None:
-    """Start `fedrisk simulate`, SIGKILL its whole process group once round k is recorded."""
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fedrisk", "simulate", f"hydra.run.dir={run_dir}", *RESUME],
-        cwd=run_dir.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    metrics = run_dir / "metrics.jsonl"
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if metrics.exists() and len(metrics.read_text().splitlines()) >= KILL_AFTER:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before it could be killed"
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
-
-
 @pytest.fixture(scope="module")
 def crashed_and_whole(tmp_path_factory) -> tuple[Path, Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("resume")
     whole = root / "whole"
     simulate_into(whole, *RESUME)
     crashed = root / "crashed"
-    _simulate_killed(crashed)
+    simulate_killed(crashed, *RESUME, after_rounds=KILL_AFTER)
     resumed = run_cli("simulate", f"resume={crashed}", cwd=root)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     return crashed, whole, resumed
