@@ -8,7 +8,7 @@ evaluate federated and centrally, and append the round to ``metrics.jsonl``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flwr.app import ArrayRecord, ConfigRecord, Message
@@ -21,11 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fedrisk.server.checkpoint import Checkpoint, CheckpointWriter, restore_strategy
 from fedrisk.server.evaluation import federated_metrics
 from fedrisk.server.grid_view import EligibleGrid
+from fedrisk.server.loop_state import loop_state, restore_loop
 from fedrisk.server.records import RunRecorder
 from fedrisk.server.roll_call import Roster
+from fedrisk.server.round_replies import ReplySorter
 from fedrisk.server.update_validation import UpdateValidator
 from fedrisk.strategies import messages
-from fedrisk.strategies.secagg import wire
 from fedrisk.strategies.secagg.strategy import SecureAggregation
 from fedrisk.strategies.secagg.wire import ProtocolAbort
 
@@ -103,10 +104,14 @@ class RoundLoop:
         self._evaluate = evaluate
         self._recorder = recorder
         self._settings = settings
-        self._institution_of = {node: name for name, node in roster.node_of.items()}
         self._exhausted: dict[str, str] = dict(roster.refusals)
         self._privacy = {name: dict(figures) for name, figures in roster.privacy.items()}
         self._secagg = strategy if isinstance(strategy, SecureAggregation) else None
+        self._replies = ReplySorter(
+            {node: name for name, node in roster.node_of.items()},
+            timeout=settings.timeout,
+            secure=self._secagg,
+        )
         self._dp = _dp_wrapper(strategy)
         self._validator = validator
         self._checkpoints = checkpoints
@@ -172,42 +177,26 @@ class RoundLoop:
                 "secagg": {"failure": str(err)},
             }
             return self._failed(server_round, aborted_round, str(err), result)
-        replies = self._exchange(sent)
-        aborted = self._secure_replies(replies) if self._secagg is not None else {}
-        refused = {
-            self._name(r): messages.text(
-                messages.config_of(r.content, messages.REFUSAL), messages.REFUSAL_REASON
-            )
-            for r in replies
-            if not r.has_error() and messages.REFUSAL in r.content.config_records
-        }
-        self._exhausted.update(refused)
-        answered = [r for r in replies if not r.has_error() and self._name(r) not in refused]
-        ok = [r for r in answered if messages.ARRAYS in r.content.array_records]
-        failures = self._failures(sent, replies)
-        failures.update({self._name(r): "reply carried no update" for r in answered if r not in ok})
-        failures.update(aborted)
-        updates = {self._name(r): messages.update_digest(messages.arrays_of(r.content)) for r in ok}
-        for reply in ok:  # a rejected update was still released: its privacy is spent
-            self._note_privacy(reply)
+        replies = self._replies.training(sent, self._exchange(sent))
+        self._exhausted.update(replies.refused)
+        for name, figures in replies.privacy.items():  # rejected updates spent theirs too
+            self._privacy.setdefault(name, {}).update(figures)
         rejected = (
             {}
             if self._validator is None
             else self._validator.screen(
-                {self._name(r): r for r in ok},
-                server_round=server_round,
-                global_arrays=result.arrays,
+                dict(replies.updates), server_round=server_round, global_arrays=result.arrays
             )
         )
-        ok = [r for r in ok if self._name(r) not in rejected]
+        ok = [r for name, r in replies.updates.items() if name not in rejected]
         record: dict[str, object] = {
             "round": server_round,
-            "selected": sorted(self._institution_of[m.metadata.dst_node_id] for m in sent),
-            "trained": sorted(self._name(r) for r in ok),
-            "refusals": refused,
-            "failures": failures,
+            "selected": self._replies.selected(sent),
+            "trained": sorted(self._replies.name(r) for r in ok),
+            "refusals": replies.refused,
+            "failures": replies.failures,
             "rejected": rejected,
-            "update_sha256": updates,
+            "update_sha256": replies.update_sha256,
         }
         if self._privacy:
             record["epsilon"] = {
@@ -216,9 +205,7 @@ class RoundLoop:
         if len(ok) < self._settings.min_train_nodes:
             record["aggregated"] = False
             self._recorder.round(record)
-            reasons = [f"{k} refused: {v}" for k, v in refused.items()]
-            reasons += [f"{k}: {v}" for k, v in failures.items()]
-            reasons += [f"{k} rejected: {v}" for k, v in rejected.items()]
+            reasons = replies.reasons(rejected)
             return (
                 f"round {server_round}: only {len(ok)} institutions returned a valid update "
                 f"(need {self._settings.min_train_nodes})"
@@ -256,7 +243,9 @@ class RoundLoop:
         eval_sent = list(
             self._strategy.configure_evaluate(server_round, arrays, ConfigRecord(), view)  # type: ignore[arg-type]
         )
-        federated, per_bank = federated_metrics(self._exchange(eval_sent), name_of=self._name)
+        federated, per_bank = federated_metrics(
+            self._exchange(eval_sent), name_of=self._replies.name
+        )
         result.last_federated = federated
         result.last_central = self._evaluate(arrays)
         record.update(
@@ -274,33 +263,18 @@ class RoundLoop:
         self._recorder.round(record)
 
     def _checkpoint(self, server_round: int, result: LoopResult, records: list) -> None:
-        if self._checkpoints is None:
-            return
-        self._checkpoints.save(
-            server_round,
-            model=result.arrays,
-            strategy=self._strategy,
-            loop={
-                "rounds_completed": result.rounds_completed,
-                "last_central": result.last_central,
-                "last_federated": result.last_federated,
-                "refusals": result.refusals,
-                "institution_level": result.institution_level,
-                "secagg": result.secagg,
-            },
-            records=records,
-        )
+        if self._checkpoints is not None:
+            self._checkpoints.save(
+                server_round,
+                model=result.arrays,
+                strategy=self._strategy,
+                loop=loop_state(result),
+                records=records,
+            )
 
     def _restore(self, checkpoint: Checkpoint, result: LoopResult) -> int:
         """Take the loop's state from ``checkpoint``; return the first round to run."""
-        loop = checkpoint.loop
-        result.arrays = checkpoint.model_record()
-        result.rounds_completed = int(loop["rounds_completed"])  # type: ignore[call-overload]
-        result.last_central = dict(loop["last_central"])  # type: ignore[call-overload]
-        result.last_federated = dict(loop["last_federated"])  # type: ignore[call-overload]
-        result.institution_level = dict(loop["institution_level"])  # type: ignore[call-overload]
-        result.secagg = dict(loop["secagg"])  # type: ignore[call-overload]
-        self._exhausted.update(dict(loop["refusals"]))  # type: ignore[call-overload]
+        restore_loop(result, checkpoint)  # its refusals join ``self._exhausted``
         restore_strategy(self._strategy, checkpoint.strategy)
         if self._validator is not None:
             self._validator.remember_records(checkpoint.records)
@@ -318,69 +292,12 @@ class RoundLoop:
         self._complete(server_round, record, result)
         return None
 
-    def _secure_replies(self, replies: list[Message]) -> dict[str, str]:
-        """Protocol aborts by institution; register re-advertisements of restarted nodes."""
-        secure = self._secagg
-        if secure is None:
-            return {}
-        aborted: dict[str, str] = {}
-        for reply in replies:
-            if reply.has_error():
-                continue
-            records = reply.content.config_records
-            if wire.ADVERT in records:
-                advert = records[wire.ADVERT].get(wire.ADVERT_KEY)
-                try:
-                    secure.register(self._name(reply), reply.metadata.src_node_id, advert)
-                except ProtocolAbort as err:
-                    aborted[self._name(reply)] = f"re-advertisement rejected: {err.reason}"
-                    continue
-            if wire.ABORT in records:
-                reason = records[wire.ABORT].get(wire.REASON_KEY)
-                peer = records[wire.ABORT].get(wire.PEER_KEY)
-                aborted[self._name(reply)] = f"secure aggregation: {reason!s}" + (
-                    f" (peer {peer!s})" if peer else ""
-                )
-        return aborted
-
     def _exchange(self, sent: list[Message]) -> list[Message]:
         """Send and receive, returning replies sorted by institution."""
         if not sent:
             return []
         replies = self._grid.send_and_receive(sent, timeout=self._settings.timeout)
-        known = [r for r in replies if r.metadata.src_node_id in self._institution_of]
-        return sorted(known, key=lambda r: self._institution_of[r.metadata.src_node_id])
-
-    def _note_privacy(self, reply: Message) -> None:
-        metrics = messages.metrics_of(reply.content)
-        figures = {
-            key: messages.number(metrics, key)
-            for key in (
-                messages.EPSILON,
-                messages.EPSILON_BUDGET,
-                messages.DELTA,
-                messages.NOISE_MULTIPLIER,
-            )
-            if key in metrics
-        }
-        if figures:
-            self._privacy.setdefault(self._name(reply), {}).update(figures)
-
-    def _name(self, reply: Message) -> str:
-        return self._institution_of[reply.metadata.src_node_id]
-
-    def _failures(self, sent: Iterable[Message], replies: list[Message]) -> dict[str, str]:
-        failures = {
-            self._name(r): f"error: {messages.error_summary(r.error.reason)}"
-            for r in replies
-            if r.has_error()
-        }
-        answered = {r.metadata.src_node_id for r in replies}
-        for message in sent:
-            if message.metadata.dst_node_id not in answered:
-                name = self._institution_of[message.metadata.dst_node_id]
-                failures[name] = f"no reply within {self._settings.timeout:g} s"
-        return dict(sorted(failures.items()))
+        return self._replies.in_institution_order(replies)
 
 
 def _dp_wrapper(strategy: Strategy) -> DifferentialPrivacyFixedClippingBase | None:
