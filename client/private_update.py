@@ -162,7 +162,7 @@ def _release_again(
             ledger_sha256=entry.update_sha256,
             sent_sha256=digest,
         ).signed(node.signing_key)
-        return ConfigRecord(statement.to_json())
+        return ConfigRecord(dict(statement.to_json().items()))
 
     return TrainedUpdate(
         arrays=kept.arrays,

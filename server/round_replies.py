@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from flwr.app import Message
 
+from fedrisk.privacy.resend import ResendInvalid, ResendStatement
 from fedrisk.strategies import messages
 from fedrisk.strategies.secagg import wire
 from fedrisk.strategies.secagg.strategy import SecureAggregation
@@ -43,6 +44,10 @@ class TrainingReplies:
     privacy : dict[str, dict[str, float]]
         Privacy figures each update's institution reported. A rejected update was
         still released, so its privacy is spent all the same.
+    resent : dict[str, dict[str, str | int]]
+        Signed resend statements (`fedrisk.privacy.resend.ResendStatement`, as JSON) of
+        institutions that sent a round released before a crash again, masked anew; kept
+        in ``metrics.jsonl`` for the auditor.
     """
 
     refused: dict[str, str] = field(default_factory=dict)
@@ -50,6 +55,7 @@ class TrainingReplies:
     updates: dict[str, Message] = field(default_factory=dict)
     update_sha256: dict[str, str] = field(default_factory=dict)
     privacy: dict[str, dict[str, float]] = field(default_factory=dict)
+    resent: dict[str, dict[str, str | int]] = field(default_factory=dict)
 
     def reasons(self, rejected: Mapping[str, str]) -> list[str]:
         """Return why institutions gave no valid update, given those ``rejected``.
@@ -118,6 +124,16 @@ class ReplySorter:
         failures = self.failures(sent, replies)
         failures.update({self.name(r): "reply carried no update" for r in answered if r not in ok})
         failures.update(aborted)
+        resent: dict[str, dict[str, str | int]] = {}
+        for reply in list(ok):
+            try:
+                statement = resend_statement(reply)
+            except ResendInvalid as err:
+                failures[self.name(reply)] = f"malformed resend statement: {err}"
+                ok.remove(reply)
+                continue
+            if statement is not None:
+                resent[self.name(reply)] = statement.to_json()
         privacy = {self.name(r): figures for r in ok if (figures := privacy_figures(r))}
         return TrainingReplies(
             refused=refused,
@@ -127,6 +143,7 @@ class ReplySorter:
                 self.name(r): messages.update_digest(messages.arrays_of(r.content)) for r in ok
             },
             privacy=privacy,
+            resent=resent,
         )
 
     def failures(self, sent: Iterable[Message], replies: Iterable[Message]) -> dict[str, str]:
@@ -188,3 +205,15 @@ def privacy_figures(reply: Message) -> dict[str, float]:
     """Return the privacy figures ``reply`` reports (see `PRIVACY_FIGURES`)."""
     metrics = messages.metrics_of(reply.content)
     return {key: messages.number(metrics, key) for key in PRIVACY_FIGURES if key in metrics}
+
+
+def resend_statement(reply: Message) -> ResendStatement | None:
+    """Return the resend statement ``reply`` carries, or None.
+
+    Raises
+    ------
+    ResendInvalid
+        If the statement is malformed (its signature is the auditor's to verify).
+    """
+    record = reply.content.config_records.get(messages.RESENT)
+    return None if record is None else ResendStatement.from_json(dict(record))

@@ -198,6 +198,8 @@ class RoundLoop:
             "rejected": rejected,
             "update_sha256": replies.update_sha256,
         }
+        if replies.resent:
+            record["resent"] = replies.resent
         if self._privacy:
             record["epsilon"] = {
                 k: v.get(messages.EPSILON) for k, v in sorted(self._privacy.items())
