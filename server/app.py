@@ -114,7 +114,12 @@ def coordinate(
     strategy = build_strategy(settings.strategy, n_institutions=len(institutions))
     if settings.privacy.mode is PrivacyMode.central:
         strategy = wrap_central_dp(
-            strategy, settings.privacy, settings.strategy, n_institutions=len(institutions)
+            strategy,
+            settings.privacy,
+            settings.strategy,
+            n_institutions=len(institutions),
+            seed=settings.seed,
+            noise_source=settings.privacy.noise_source,
         )
     if keys is not None:
         strategy = _secure(strategy, settings, keys, roster, n_institutions=len(institutions))
@@ -192,6 +197,7 @@ def coordinate(
                     **result.institution_level,
                     "noise_multiplier": settings.privacy.central_noise_multiplier,
                     "clipping_norm": settings.privacy.central_clipping_norm,
+                    "noise_source": settings.privacy.noise_source.value,
                     "scope": SCOPE,
                 }
                 if result.institution_level

@@ -3,15 +3,18 @@
 After every completed round the server writes ``RUN_DIR/checkpoint/``: the global
 model and the strategy's state (FedAdam's moments ``m_t`` and ``v_t``) as one ``.npz``
 (no pickle), and ``state.json`` with the round, the run id, the seed, the
-configuration's digest, the loop's figures (privacy, refusals, last metrics) and every
-round's ``metrics.jsonl`` record so far. ``state.json`` names its ``.npz`` and is
-replaced last and atomically, so a crash at any point leaves the previous complete
-checkpoint or the new one.
+configuration's digest, the loop's figures (privacy, refusals, last metrics), the
+history of every DP wrapper's accountant (``privacy=central``: Flower's RDP accountant,
+as its own ``state_dict()``) and every round's ``metrics.jsonl`` record so far.
+``state.json`` names its ``.npz`` and is replaced last and atomically, so a crash at
+any point leaves the previous complete checkpoint or the new one.
 
 Node selection needs no saved RNG state: the loop reseeds Flower's sampling from
 ``(seed, round, stage)`` before every round (see `fedrisk.server.grid_view`), and the
 institutions seed their training from ``(seed, institution, round)``; the checkpoint
-records that derivation and the seed it was made with.
+records that derivation and the seed it was made with. Nor does ``privacy=central``'s
+noise on the aggregate: it comes from ``(seed, round)`` too (see
+`fedrisk.strategies.central_dp`).
 """
 
 from __future__ import annotations
@@ -26,21 +29,46 @@ from pathlib import Path
 import numpy as np
 from flwr.app import Array, ArrayRecord
 from flwr.serverapp.strategy import Strategy
+from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedClippingBase
+from flwr.supercore.privacy_accounting import PrivacyAccountant
 
 from fedrisk.conf.root import FedriskConfig, settings_to_json
 from fedrisk.server.records import write_json_atomic
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
-FORMAT_VERSION = 1
+#: 2 added ``accountants``; a version-1 checkpoint reads as one without accountants.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 #: Strategy attributes saved when present (Flower's FedOpt family: FedAdam, FedYogi…).
 STRATEGY_STATE = ("m_t", "v_t")
 SAMPLING = "random.seed(f'fedrisk/{seed}/{round}/{stage}') before each sampling"
+#: Name of a DP wrapper's accountant in `StrategyState.accountants` (``"{depth}.accountant"``).
+ACCOUNTANT = "accountant"
 _MODEL = "model"
 
 
 class CheckpointError(ValueError):
     """A run directory's checkpoint is missing, unreadable or from another run."""
+
+
+@dataclass
+class StrategyState:
+    """What a strategy and the strategies it wraps carry from one round to the next.
+
+    Keys are ``"{depth}.{name}"``, depth 0 being the outermost strategy.
+
+    Attributes
+    ----------
+    arrays : dict[str, dict[str, np.ndarray]]
+        Array attributes (FedOpt's ``m_t``, ``v_t``), kept in the ``.npz``.
+    accountants : dict[str, dict[str, object]]
+        Each DP wrapper's accountant as its ``state_dict()`` (JSON), kept in
+        ``state.json``.
+    """
+
+    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    accountants: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,8 +87,8 @@ class Checkpoint:
         Digest of the run's configuration (without ``resume``).
     model : dict[str, np.ndarray]
         The global model, in parameter order.
-    strategy : dict[str, dict[str, np.ndarray]]
-        Saved strategy attributes (``m_t``, ``v_t``) by name.
+    strategy : StrategyState
+        Saved strategy attributes (``m_t``, ``v_t``) and DP accountants.
     loop : dict[str, object]
         The round loop's figures (see `fedrisk.server.rounds.LoopResult`).
     records : list[dict]
@@ -72,7 +100,7 @@ class Checkpoint:
     seed: int
     config_sha256: str
     model: dict[str, np.ndarray]
-    strategy: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    strategy: StrategyState = field(default_factory=StrategyState)
     loop: dict[str, object] = field(default_factory=dict)
     records: list[dict] = field(default_factory=list)
 
@@ -104,30 +132,54 @@ def config_digest(settings: FedriskConfig) -> str:
     return hashlib.sha256(settings_to_json(replace(settings, resume="")).encode()).hexdigest()
 
 
-def strategy_state(strategy: Strategy) -> dict[str, dict[str, np.ndarray]]:
-    """Return the saved attributes of ``strategy`` and of the strategies it wraps."""
-    state: dict[str, dict[str, np.ndarray]] = {}
+def strategy_state(strategy: Strategy) -> StrategyState:
+    """Return the saved attributes and accountants of ``strategy`` and the strategies it wraps."""
+    state = StrategyState()
     for depth, current in enumerate(_chain(strategy)):
         for name in STRATEGY_STATE:
             value = getattr(current, name, None)
             if isinstance(value, Mapping):
-                state[f"{depth}.{name}"] = {k: np.asarray(v) for k, v in value.items()}
+                state.arrays[f"{depth}.{name}"] = {k: np.asarray(v) for k, v in value.items()}
+        accountant = _accountant_of(current)
+        if accountant is not None:
+            state.accountants[f"{depth}.{ACCOUNTANT}"] = accountant.state_dict()
     return state
 
 
-def restore_strategy(strategy: Strategy, state: Mapping[str, Mapping[str, np.ndarray]]) -> None:
-    """Put saved attributes back on ``strategy`` and the strategies it wraps.
+def restore_strategy(strategy: Strategy, state: StrategyState) -> None:
+    """Put saved attributes and accountants back on ``strategy`` and the strategies it wraps.
+
+    Every accountant is checked and restored before any attribute is set.
 
     Raises
     ------
     CheckpointError
-        If the checkpoint holds state for a strategy the run does not have.
+        If the checkpoint holds state for a strategy the run does not have, lacks the
+        state of an accountant the run keeps, or holds an accountant's state of
+        another privacy configuration.
     """
     chain = _chain(strategy)
-    for key, arrays in state.items():
+    for key in state.arrays:
         depth, name = key.split(".", 1)
         if int(depth) >= len(chain) or name not in STRATEGY_STATE:
             raise CheckpointError(f"the checkpoint holds strategy state {key!r} this run lacks")
+    accountants = {
+        f"{depth}.{ACCOUNTANT}": accountant
+        for depth, current in enumerate(chain)
+        if (accountant := _accountant_of(current)) is not None
+    }
+    for key in state.accountants:
+        if key not in accountants:
+            raise CheckpointError(f"the checkpoint holds accountant state {key!r} this run lacks")
+    for key, accountant in accountants.items():
+        if key not in state.accountants:
+            raise CheckpointError(
+                f"the checkpoint holds no state for the run's accountant {key!r} (written "
+                f"before checkpoint format 2?); its privacy spending cannot be continued"
+            )
+        _load_accountant(key, accountant, state.accountants[key])
+    for key, arrays in state.arrays.items():
+        depth, name = key.split(".", 1)
         setattr(chain[int(depth)], name, {k: np.array(v) for k, v in arrays.items()})
 
 
@@ -137,7 +189,7 @@ def write_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     arrays_name = f"round-{checkpoint.completed_round:05d}.npz"
     tensors = {f"{_MODEL}:{k}": v for k, v in checkpoint.model.items()}
-    for key, arrays in checkpoint.strategy.items():
+    for key, arrays in checkpoint.strategy.arrays.items():
         tensors.update({f"{key}:{k}": v for k, v in arrays.items()})
     tmp = folder / f".{arrays_name}.tmp.npz"
     np.savez(tmp, **tensors)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
@@ -155,7 +207,8 @@ def write_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
             "config_sha256": checkpoint.config_sha256,
             "arrays_file": arrays_name,
             "model_order": list(checkpoint.model),
-            "strategy_keys": sorted(checkpoint.strategy),
+            "strategy_keys": sorted(checkpoint.strategy.arrays),
+            "accountants": checkpoint.strategy.accountants,
             "loop": checkpoint.loop,
             "records": checkpoint.records,
         },
@@ -182,17 +235,26 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
     state_path = folder / STATE_FILE
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
-        if state.get("version") != FORMAT_VERSION:
+        if state.get("version") not in READABLE_VERSIONS:
             raise CheckpointError(
-                f"{state_path}: `version` must be {FORMAT_VERSION}; got {state.get('version')}"
+                f"{state_path}: `version` must be one of {', '.join(map(str, READABLE_VERSIONS))}"
+                f"; got {state.get('version')}"
             )
         with np.load(folder / str(state["arrays_file"]), allow_pickle=False) as archive:
             tensors = {name: archive[name] for name in archive.files}
         model = {k: tensors[f"{_MODEL}:{k}"] for k in state["model_order"]}
-        strategy = {
-            key: {n.split(":", 1)[1]: v for n, v in tensors.items() if n.split(":", 1)[0] == key}
-            for key in state["strategy_keys"]
-        }
+        strategy = StrategyState(
+            arrays={
+                key: {
+                    n.split(":", 1)[1]: v for n, v in tensors.items() if n.split(":", 1)[0] == key
+                }
+                for key in state["strategy_keys"]
+            },
+            accountants={
+                str(key): dict(accountant)
+                for key, accountant in dict(state.get("accountants", {})).items()
+            },
+        )
         return Checkpoint(
             run_id=str(state["run_id"]),
             completed_round=int(state["completed_round"]),
@@ -220,6 +282,35 @@ def _chain(strategy: Strategy) -> list[object]:
         chain.append(current)
         current = getattr(current, "strategy", None)
     return chain
+
+
+def _accountant_of(strategy: object) -> PrivacyAccountant | None:
+    """Return the accountant of a Flower DP wrapper, if ``strategy`` is one that keeps one."""
+    if isinstance(strategy, DifferentialPrivacyFixedClippingBase):
+        return strategy.accountant
+    return None
+
+
+def _load_accountant(key: str, accountant: PrivacyAccountant, saved: dict[str, object]) -> None:
+    """Continue ``accountant`` from ``saved`` (its ``state_dict()`` in the checkpoint)."""
+    ours = accountant.state_dict()["config"]
+    theirs = saved.get("config")
+    if isinstance(ours, dict) and isinstance(theirs, dict) and theirs != ours:
+        differences = "; ".join(
+            f"{name} {theirs.get(name)!r}, this run {value!r}"
+            for name, value in ours.items()
+            if theirs.get(name) != value
+        )
+        raise CheckpointError(
+            f"the checkpoint's accountant {key!r} was kept under another privacy "
+            f"configuration ({differences})"
+        )
+    try:
+        accountant.load_state_dict(saved)
+    except ValueError as err:
+        raise CheckpointError(
+            f"the checkpoint's accountant {key!r} is unreadable ({err})"
+        ) from None
 
 
 @dataclass(frozen=True)
