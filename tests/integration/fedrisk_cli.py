@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 
@@ -26,12 +28,22 @@ def simulate_into(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess
     return done
 
 
-def simulate_killed(run_dir: Path, *overrides: str, after_rounds: int) -> None:
-    """Start `fedrisk simulate` into RUN_DIR; SIGKILL its process group after some rounds.
+def simulate_killed(
+    run_dir: Path,
+    *overrides: str,
+    after_rounds: int | None = None,
+    until: Callable[[Path], bool] | None = None,
+) -> None:
+    """Start `fedrisk simulate` into RUN_DIR; SIGKILL its process group part-way.
 
-    The kill comes once ``metrics.jsonl`` holds ``after_rounds`` lines, so the run dies
-    like a crashed coordinator: no clean-up, no final records.
+    The kill comes once ``metrics.jsonl`` holds ``after_rounds`` lines, or once
+    ``until(run_dir)`` is true, so the run dies like a crashed coordinator: no clean-up,
+    no final records.
     """
+    if (after_rounds is None) == (until is None):
+        raise ValueError("give exactly one of `after_rounds` and `until`")
+    if until is None:
+        until = partial(_recorded_rounds_reach, rounds=after_rounds)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [sys.executable, "-m", "fedrisk", "simulate", f"hydra.run.dir={run_dir}", *overrides],
@@ -40,11 +52,10 @@ def simulate_killed(run_dir: Path, *overrides: str, after_rounds: int) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    metrics = run_dir / "metrics.jsonl"
     deadline = time.monotonic() + 600
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if metrics.exists() and len(metrics.read_text().splitlines()) >= after_rounds:
+            if until(run_dir):
                 break
             time.sleep(0.05)
         assert process.poll() is None, "the run ended before it could be killed"
@@ -53,3 +64,8 @@ def simulate_killed(run_dir: Path, *overrides: str, after_rounds: int) -> None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
+
+
+def _recorded_rounds_reach(run_dir: Path, *, rounds: int | None) -> bool:
+    metrics = run_dir / "metrics.jsonl"
+    return metrics.exists() and len(metrics.read_text().splitlines()) >= (rounds or 0)
