@@ -206,7 +206,7 @@ def run_simulation_job(
             "seeded": True,
             "randomness": (
                 settings.privacy.noise_source.value
-                if settings.privacy.mode is PrivacyMode.dpsgd
+                if settings.privacy.mode in (PrivacyMode.dpsgd, PrivacyMode.central)
                 else "seeded"
             ),
             "seconds": {"federation": federated_seconds, "total": time.perf_counter() - started},
