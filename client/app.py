@@ -29,12 +29,20 @@ from fedrisk.client.explain_reply import explain
 from fedrisk.client.faults import fault_mod
 from fedrisk.client.ledger_reply import ledger
 from fedrisk.client.node_data import institution_seed
-from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup, row_metrics
+from fedrisk.client.node_setup import (
+    NodeSetup,
+    local_model,
+    node_record,
+    node_setup,
+    row_metrics,
+    run_id_of,
+)
 from fedrisk.client.private_update import TrainedUpdate, train_private_update
 from fedrisk.client.risk_reply import risk
 from fedrisk.client.secure_handlers import (
     abort_reply,
     as_abort,
+    check_not_revealed,
     check_rows,
     consistency,
     key_shares,
@@ -121,6 +129,7 @@ def train(msg: Message, context: Context) -> Message:
                 rounds=settings.rounds,
             )
             check_rows(setup)
+            check_not_revealed(context, setup.institution, server_round)
         except secagg_node.Readvertised as err:
             readvertised = secagg_node.readvertise_record(err)
             readvertised[messages.NODE] = node_record(setup)
@@ -175,11 +184,6 @@ def train(msg: Message, context: Context) -> Message:
         {messages.RUN_ID: run_id_of(context), messages.SERVER_ROUND: server_round}
     )
     return Message(content=content, reply_to=msg)
-
-
-def run_id_of(context: Context) -> str:
-    """Return fedrisk's run id (stable across a resume), else Flower's run id."""
-    return messages.run_id_of(context.run_config) or str(context.run_id)
 
 
 def _clipping_norm(config: ConfigRecord) -> float | None:

@@ -78,3 +78,8 @@ def row_metrics(setup: NodeSetup) -> MetricRecord:
     if setup.settings.secagg.enabled:
         return MetricRecord()
     return MetricRecord({WEIGHT_KEY: setup.data.n_train})
+
+
+def run_id_of(context: Context) -> str:
+    """Return fedrisk's run id (stable across a resume), else Flower's run id."""
+    return messages.run_id_of(context.run_config) or str(context.run_id)

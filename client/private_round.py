@@ -22,6 +22,7 @@ from fedrisk.client.dp_trainer import (
 )
 from fedrisk.client.node_data import NodeData
 from fedrisk.client.node_keys import SIGNING_KEY_FILE, locations
+from fedrisk.client.node_setup import run_id_of
 from fedrisk.conf.privacy import PrivacyConfig
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.privacy.accountant import accountant_version
@@ -92,7 +93,7 @@ def node_privacy(
             f"`privacy.accountant` must stay {ledger.entries[-1].accountant} for this dataset; "
             f"got {accountant}"
         )
-    run_id = messages.run_id_of(context.run_config) or str(context.run_id)
+    run_id = run_id_of(context)
     noise = _cached_plan(context, run_id)
     if noise is None:
         prior = [e.mechanism_obj for e in ledger.entries if e.run_id != run_id]

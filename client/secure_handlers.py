@@ -7,11 +7,13 @@ from collections.abc import Callable
 from flwr.app import Context, Message, RecordDict
 
 from fedrisk.client import secagg_node
-from fedrisk.client.node_setup import NodeSetup, node_record, node_setup
+from fedrisk.client.node_keys import locations
+from fedrisk.client.node_setup import NodeSetup, node_record, node_setup, run_id_of
+from fedrisk.client.revealed_rounds import note_revealed, revealed
 from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.strategies import messages
 from fedrisk.strategies.secagg import wire
-from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
+from fedrisk.strategies.secagg.wire import ROUND_KEY, UNMASK, ProtocolAbort, Stage
 
 
 def abort_reply(msg: Message, setup: NodeSetup, err: ProtocolAbort) -> Message:
@@ -45,14 +47,42 @@ def check_rows(setup: NodeSetup) -> None:
 
 
 def unmask(msg: Message, context: Context) -> Message:
-    """Reveal this institution's part of the round's unmasking."""
-    return _answer(
-        msg,
-        context,
-        lambda setup: secagg_node.unmask(
+    """Reveal this institution's part of the round's unmasking.
+
+    The round is noted on the node's disk before anything is revealed (see
+    `fedrisk.client.revealed_rounds`), so a resumed run never gets it again.
+    """
+
+    def step(setup: NodeSetup) -> RecordDict:
+        content = secagg_node.unmask(
             msg, context, secagg=setup.settings.secagg, institution=setup.institution
-        ),
-    )
+        )
+        state_dir, _ = locations(context, setup.institution)
+        server_round = int(messages.number(msg.content.config_records[UNMASK], ROUND_KEY))
+        note_revealed(state_dir, run_id=run_id_of(context), server_round=server_round)
+        return content
+
+    return _answer(msg, context, step)
+
+
+def check_not_revealed(context: Context, institution: str, server_round: int) -> None:
+    """Refuse to contribute to a round whose unmasking this node answered before a crash.
+
+    Raises
+    ------
+    ProtocolAbort
+        At the training stage, if ``server_round`` of this run was already unmasked with
+        this institution's shares.
+    """
+    state_dir, _ = locations(context, institution)
+    run_id = run_id_of(context)
+    if server_round in revealed(state_dir, run_id=run_id):
+        raise ProtocolAbort(
+            Stage.train,
+            f"{institution} already answered the unmasking of round {server_round} of "
+            f"run {run_id} (before a crash); sending it again could expose its update, so it "
+            "sits this round out",
+        )
 
 
 def consistency(msg: Message, context: Context) -> Message:

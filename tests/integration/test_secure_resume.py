@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from fedrisk_cli import run_cli, simulate_into, simulate_killed
 
+from fedrisk.client.revealed_rounds import revealed
+
 pytestmark = pytest.mark.slow
 
 BANKS = ("bank_a", "bank_b", "bank_c")
@@ -80,6 +82,9 @@ def test_the_resumed_secure_run_ends_with_the_uninterrupted_model(secure_runs):
     assert all(line["secagg"]["unmasked"] is True for line in got)
     summary = json.loads((crashed / "summary.json").read_text())
     assert summary["rounds_completed"] == 4 and summary["stop_reason"] == "completed"
+    for bank in BANKS:  # each bank noted every round it helped unmask, on its own disk
+        state_dir = crashed / "institutions" / bank
+        assert revealed(state_dir, run_id=summary["run_id"]) == [1, 2, 3, 4]
 
 
 def test_banks_that_had_released_the_crashed_round_resend_it_with_a_statement(secure_runs):
