@@ -37,6 +37,15 @@ Threat model (also in the README's "Secure aggregation" section):
   survivor set before revealing anything); it is off by default (semi-honest
   coordinator).
 
+- **A round asked again after a crash** (``resume=RUN_DIR``). The resumed run makes new
+  run keys; a bank answers the crashed round again only if it had not yet answered that
+  round's unmasking (it notes each one on its disk before revealing,
+  `fedrisk.client.revealed_rounds`). So a coordinator cannot unmask the round once over
+  one set of banks before the crash and again over another after it and subtract: with
+  a strict-majority threshold, the banks that helped unmask before are too many for the
+  rest to reach the threshold again. A DP bank re-sends its kept release masked anew
+  (never trained twice) with a signed resend statement for the auditor.
+
 Not covered: a coordinator that excludes honest institutions on purpose so that few
 remain (the result is still only a sum, but of fewer updates), and denial of service.
 """
