@@ -41,9 +41,10 @@ Threat model (also in the README's "Secure aggregation" section):
   run keys; a bank answers the crashed round again only if it had not yet answered that
   round's unmasking (it notes each one on its disk before revealing,
   `fedrisk.client.revealed_rounds`). So a coordinator cannot unmask the round once over
-  one set of banks before the crash and again over another after it and subtract: with
-  a strict-majority threshold, the banks that helped unmask before are too many for the
-  rest to reach the threshold again. A DP bank re-sends its kept release masked anew
+  one set of banks before the crash and again over another after it and subtract: on
+  the complete graph (the default) with a strict-majority threshold, the banks that
+  helped unmask before are too many for the rest to reach the threshold again. On a
+  sparse SecAgg+ graph this holds per neighbourhood, not as a proof for every graph. A DP bank re-sends its kept release masked anew
   (never trained twice) with a signed resend statement for the auditor.
 
 Not covered: a coordinator that excludes honest institutions on purpose so that few
