@@ -44,8 +44,9 @@ Threat model (also in the README's "Secure aggregation" section):
   one set of banks before the crash and again over another after it and subtract: on
   the complete graph (the default) with a strict-majority threshold, the banks that
   helped unmask before are too many for the rest to reach the threshold again. On a
-  sparse SecAgg+ graph this holds per neighbourhood, not as a proof for every graph. A DP bank re-sends its kept release masked anew
-  (never trained twice) with a signed resend statement for the auditor.
+  sparse SecAgg+ graph this holds per neighbourhood, not as a proof for every graph.
+  A DP bank re-sends its kept release masked anew (never trained twice) with a signed
+  resend statement for the auditor.
 
 Not covered: a coordinator that excludes honest institutions on purpose so that few
 remain (the result is still only a sum, but of fewer updates), and denial of service.
