@@ -4,13 +4,22 @@ pycryptodome's `Crypto.Protocol.SecretSharing.Shamir` shares 16-byte secrets ove
 GF(2^128). A 32-byte seed is shared as two independent 16-byte halves with the same share
 indices; share ``i`` is then ``(i, share_i(first half) || share_i(second half))``. Only
 seeds are ever shared, never PEM keys.
+
+Splitting is ``Shamir.split``. Combining is ``Shamir.combine``'s Lagrange interpolation at
+zero in pycryptodome's own field arithmetic (its ``_Element``), reorganised: the
+coefficients ``Π_{m≠j} x_m / (x_j + x_m)`` depend only on the public share indices, so
+they are computed once per index set (cached) and serve both halves and every seed
+combined from the same indices. ``Shamir.combine`` recomputes them, with one field
+inversion per share, for every 16-byte block: a 32-byte seed from 26 shares took 40 ms of
+CPU, against 10 ms with cached coefficients (4 shares: 2.1 ms against 1.5 ms).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
-from Crypto.Protocol.SecretSharing import Shamir
+from Crypto.Protocol.SecretSharing import Shamir, _Element
 
 BLOCK_SIZE = 16
 SEED_SIZES = (16, 32)
@@ -97,12 +106,34 @@ def combine_seed(shares: Sequence[tuple[int, bytes]], *, threshold: int) -> byte
     if len(sizes) != 1 or next(iter(sizes)) not in SEED_SIZES:
         raise ValueError(f"shares must all be 16 or all 32 bytes; got sizes {sorted(sizes)}")
     size = next(iter(sizes))
-    return b"".join(
-        Shamir.combine(
-            [(index, value[start : start + BLOCK_SIZE]) for index, value in shares], ssss=False
-        )
-        for start in range(0, size, BLOCK_SIZE)
-    )
+    coefficients = _lagrange_at_zero(tuple(indices))
+    out = b""
+    for start in range(0, size, BLOCK_SIZE):
+        total = _Element(0)
+        for coefficient, (_, value) in zip(coefficients, shares, strict=True):
+            total += _times(_Element(value[start : start + BLOCK_SIZE]), coefficient)
+        out += total.encode()
+    return out
+
+
+@lru_cache(maxsize=1024)
+def _lagrange_at_zero(indices: tuple[int, ...]) -> tuple[_Element, ...]:
+    """Lagrange coefficients at zero in GF(2^128) for shares at ``indices`` (public)."""
+    points = [_Element(index) for index in indices]
+    out = []
+    for j, x_j in enumerate(points):
+        numerator, denominator = _Element(1), _Element(1)
+        for m, x_m in enumerate(points):
+            if m != j:
+                numerator = _times(numerator, x_m)
+                denominator = _times(denominator, x_j + x_m)
+        out.append(_times(numerator, denominator.inverse()))
+    return tuple(out)
+
+
+def _times(a: _Element, b: _Element) -> _Element:
+    # pycryptodome's stub types the factor as int; its implementation multiplies elements
+    return a * b  # type: ignore[operator]
 
 
 def _check_threshold(threshold: object, shares: int) -> None:

@@ -254,7 +254,10 @@ class RoundUnmasker:
         for vector in self._vectors.values():
             np.add(total, vector, out=total)
         for got in shares.values():
-            self_seed = combine_seed(got[: info.threshold], threshold=info.threshold)
+            # the lowest share indices: with every holder answering, each seed is combined
+            # from the same indices, whose Lagrange coefficients `combine_seed` caches
+            lowest = sorted(got, key=lambda share: share[0])[: info.threshold]
+            self_seed = combine_seed(lowest, threshold=info.threshold)
             np.subtract(total, mask_vector(self_seed, self._length, bits=bits), out=total)
         for owner, key in round_keys.items():
             for survivor in set(info.graph[owner]) & set(self._vectors):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from Crypto.Protocol.SecretSharing import Shamir
 
 from fedrisk.secure.shamir import combine_seed, split_seed
 
@@ -23,6 +24,19 @@ def test_32_byte_shares_are_two_independent_halves() -> None:
     first = combine_seed([(i, v[:16]) for i, v in shares[:2]], threshold=2)
     second = combine_seed([(i, v[16:]) for i, v in shares[1:]], threshold=2)
     assert first + second == seed
+
+
+@pytest.mark.parametrize(("threshold", "count"), [(2, 3), (4, 7), (6, 10), (16, 30)])
+def test_combine_matches_pycryptodome_on_every_index_set(threshold: int, count: int) -> None:
+    seed = os.urandom(32)
+    shares = split_seed(seed, threshold=threshold, shares=count)
+    for start in range(count - threshold + 1):  # sliding windows: cached and fresh index sets
+        for chosen in (shares[start : start + threshold], shares[start:][::-1]):
+            expected = b"".join(
+                bytes(Shamir.combine([(i, v[s : s + 16]) for i, v in chosen], ssss=False))
+                for s in (0, 16)
+            )
+            assert combine_seed(chosen, threshold=threshold) == expected == seed
 
 
 def test_maximum_share_count() -> None:
