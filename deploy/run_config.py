@@ -138,18 +138,7 @@ def for_consortium(
         schema = credit_schema()
     if schema is None:
         raise ConfigError("`task.schema` must be set (or pass --schema FILE); got none")
-    consortium = ConsortiumConfig(
-        name=manifest.name,
-        institutions=[
-            InstitutionConfig(
-                name=record.name,
-                rows=UNKNOWN_ROWS,
-                epsilon_budget=record.budget_epsilon,
-                delta=record.budget_delta,
-            )
-            for record in manifest.institutions
-        ],
-    )
+    consortium = consortium_of(manifest)
     privacy = settings.privacy
     if not _overridden(composed, "privacy.noise_source"):
         privacy = dataclasses.replace(privacy, noise_source=NoiseSource.os_entropy)
@@ -174,6 +163,26 @@ def for_consortium(
     return load_settings(json.loads(settings_to_json(fitted)))
 
 
+def consortium_of(manifest: ConsortiumManifest) -> ConsortiumConfig:
+    """Return the consortium a run on ``manifest``'s banks is configured with.
+
+    The banks' names and budgets are the manifest's; their row counts stand at
+    ``UNKNOWN_ROWS``, since the coordinator never learns them.
+    """
+    return ConsortiumConfig(
+        name=manifest.name,
+        institutions=[
+            InstitutionConfig(
+                name=record.name,
+                rows=UNKNOWN_ROWS,
+                epsilon_budget=record.budget_epsilon,
+                delta=record.budget_delta,
+            )
+            for record in manifest.institutions
+        ],
+    )
+
+
 def _overridden(composed: Composed, key: str) -> bool:
     return any(item.lstrip("+~").startswith(f"{key}=") for item in composed.overrides)
 
@@ -184,6 +193,8 @@ def write_app(
     run_dir: Path,
     test_path: Path,
     manifest_path: Path,
+    run_id: str = "",
+    resume: bool = False,
 ) -> Path:
     """Write the run's Flower App (one ``pyproject.toml``) under ``run_dir``; return it.
 
@@ -191,6 +202,9 @@ def write_app(
     (``fedrisk.server.app:app``, ``fedrisk.client.app:app``); the bundle carries only
     their ``run_config``: the settings, the run directory, the held-out file and the
     manifest, all coordinator-side paths. No bank's data path is in it.
+
+    ``run_id`` is fedrisk's run id (empty: Flower's run id serves); ``resume`` makes the
+    ServerApp continue from the checkpoint in ``run_dir`` (see `fedrisk.deploy.resume`).
 
     Raises
     ------
@@ -207,6 +221,8 @@ def write_app(
         institutions=[inst.name for inst in settings.consortium.institutions],
         manifest=str(manifest_path.resolve()),
         state_dir="",
+        run_id=run_id,
+        resume=resume,
     )
     project = {
         "build-system": {"requires": ["setuptools>=69"], "build-backend": "setuptools.build_meta"},

@@ -7,6 +7,9 @@ the SuperLink, writes the run directory as in a simulation (``metrics.jsonl``,
 ``summary.json``, ``model.npz``, plots, the banks' verified ledgers); this command adds
 ``config.yaml``, the deployment record in ``summary.json`` and Flower's log of the run.
 Ctrl-C stops the run at the SuperLink.
+
+With ``resume=RUN_DIR`` (and no other override) it continues a run whose SuperLink
+crashed from the run directory's checkpoint instead (see `fedrisk.deploy.resume`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from fedrisk.conf.root import ConfigError
@@ -27,7 +31,9 @@ from fedrisk.deploy.command import ArgumentParser
 from fedrisk.deploy.control import Control, ControlError, RunState
 from fedrisk.deploy.folders import CoordinatorFolder, FolderError
 from fedrisk.deploy.processes import stop_requests
+from fedrisk.deploy.resume import ResumedRun, resume_dir, resumed_run
 from fedrisk.deploy.run_config import compose, for_consortium, save_config, write_app
+from fedrisk.server.checkpoint import has_checkpoint
 from fedrisk.server.records import SUMMARY_FILE, write_json_atomic
 
 PROG = "fedrisk run"
@@ -43,8 +49,9 @@ _SHOWN = re.compile(r"federated rounds|ERROR|WARNING|Roll call|roll call")
 
 USAGE = (
     "fedrisk run --consortium DIR/coordinator --test FILE [--schema FILE] "
-    "[--superlink HOST:PORT] [OVERRIDES…]\n"
-    "    submit a training run (Hydra overrides as for `fedrisk simulate`) and follow it"
+    "[--superlink HOST:PORT] [OVERRIDES… | resume=RUN_DIR]\n"
+    "    submit a training run (Hydra overrides as for `fedrisk simulate`) and follow it; "
+    "resume=RUN_DIR continues a run whose SuperLink crashed from its last checkpoint"
 )
 
 
@@ -60,7 +67,8 @@ def run_command(argv: Sequence[str]) -> int:
     int
         0 when the run completed and wrote its summary; 1 when it failed, was
         stopped or the SuperLink was lost; 2 for an unusable folder, file or
-        configuration (nothing is submitted then).
+        configuration, or a run directory that cannot be resumed (nothing is
+        submitted then).
     """
     parser = _parser()
     try:
@@ -76,17 +84,34 @@ def run_command(argv: Sequence[str]) -> int:
         test = Path(args.test)
         if not test.is_file():
             raise FolderError(f"--test {test}: no such file (the coordinator's held-out table)")
-        schema = read_schema(args.schema) if args.schema else None
-        composed = compose(overrides)
-        settings = for_consortium(composed, folder.manifest, schema=schema)
+        resumed = _resumed(args, overrides, folder)
+        if resumed is None:
+            schema = read_schema(args.schema) if args.schema else None
+            composed = compose(overrides)
+            settings = for_consortium(composed, folder.manifest, schema=schema)
+            run_dir = composed.run_dir
+        else:
+            settings, run_dir = resumed.settings, resumed.run_dir
     except (FolderError, ConfigError, DataValidationError, ValueError, OSError) as err:
         print(f"{PROG}: {' '.join(str(err).split())}", file=sys.stderr)
         return EXIT_USAGE
-    run_dir = composed.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(settings, run_dir / "config.yaml")
-    app = write_app(settings, run_dir=run_dir, test_path=test, manifest_path=folder.manifest_file)
+    if resumed is None:
+        save_config(settings, run_dir / "config.yaml")
+    else:  # the run's own config.yaml stays; a summary would be of the crashed attempt
+        (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
+    app = write_app(
+        settings,
+        run_dir=run_dir,
+        test_path=test,
+        manifest_path=folder.manifest_file,
+        run_id=resumed.run_id if resumed else "",
+        resume=resumed is not None,
+    )
     address = args.superlink or folder.default_address()
+    advice = _Advice(
+        f"{PROG} --consortium {folder.path} --test {test.resolve()} resume={run_dir}", run_dir
+    )
     started = time.perf_counter()
     try:
         with Control(
@@ -98,20 +123,67 @@ def run_command(argv: Sequence[str]) -> int:
                 f"{folder.manifest.name!r} ({len(settings.consortium.institutions)} banks), "
                 f"task {settings.task.name}, strategy {settings.strategy.name.value}, privacy "
                 f"{settings.privacy.mode.value}, secure aggregation {settings.secagg.mode.value}, "
-                f"{settings.rounds} rounds → {run_dir}",
+                f"{settings.rounds} rounds → {run_dir}"
+                + (
+                    f" (resuming fedrisk run {resumed.run_id} after round "
+                    f"{resumed.completed_round})"
+                    if resumed
+                    else ""
+                ),
                 flush=True,
             )
-            state = _follow(link, run_id, run_dir / RUN_LOG)
+            state = _follow(link, run_id, run_dir / RUN_LOG, advice)
     except SuperLinkLost as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return EXIT_FAILED
     except ControlError as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return EXIT_FAILED
-    return _finish(state, run_id, run_dir, address, folder, time.perf_counter() - started)
+    return _finish(
+        state, run_id, run_dir, address, folder, time.perf_counter() - started, advice, resumed
+    )
 
 
-def _follow(link: Control, run_id: int, log: Path) -> RunState:
+def _resumed(
+    args: argparse.Namespace, overrides: Sequence[str], folder: CoordinatorFolder
+) -> ResumedRun | None:
+    """Return the run to resume if ``resume=RUN_DIR`` was given (checked), else None.
+
+    Raises
+    ------
+    ConfigError
+        If the run cannot be resumed (see `fedrisk.deploy.resume.resumed_run`), or
+        ``--schema`` is given with it.
+    """
+    run_dir = resume_dir(overrides)
+    if run_dir is None:
+        return None
+    if args.schema:
+        raise ConfigError(
+            f"`resume` continues {run_dir} with the schema in its own config.yaml; "
+            f"drop --schema {args.schema}"
+        )
+    return resumed_run(run_dir, overrides, manifest=folder.manifest)
+
+
+@dataclass(frozen=True)
+class _Advice:
+    """How to go on after a run ended early: resume it if it left a checkpoint.
+
+    The ServerApp checkpoints once the roll call is over and after every round, so
+    only a run stopped before its first round has nothing to resume from.
+    """
+
+    resume_command: str
+    run_dir: Path
+
+    def __str__(self) -> str:
+        if has_checkpoint(self.run_dir):
+            return f"continue it from its last checkpoint with `{self.resume_command}`"
+        return "start a new `fedrisk run` (this one stopped before its first checkpoint)"
+
+
+def _follow(link: Control, run_id: int, log: Path, advice: _Advice) -> RunState:
     """Wait for the run to end, copying its log; stop it on Ctrl-C.
 
     Raises
@@ -136,9 +208,9 @@ def _follow(link: Control, run_id: int, log: Path) -> RunState:
                 if time.monotonic() - lost_since > UNREACHABLE_S:
                     raise SuperLinkLost(
                         f"the SuperLink stopped answering during run {run_id} ({err}). "
-                        "A restarted SuperLink cannot resume it (the ServerApp's round "
-                        "loop ran inside the one that stopped): restart `fedrisk server`, "
-                        "then start a new `fedrisk run`"
+                        "Flower cannot continue the run (the ServerApp's round loop ran "
+                        "inside the SuperLink that stopped): restart `fedrisk server`, then "
+                        f"{advice}"
                     ) from None
                 stopping.wait(POLL_S)
                 continue
@@ -169,15 +241,16 @@ def _finish(
     address: str,
     folder: CoordinatorFolder,
     seconds: float,
+    advice: _Advice,
+    resumed: ResumedRun | None,
 ) -> int:
     summary_file = run_dir / SUMMARY_FILE
     if state.sub_status != "completed" or not summary_file.is_file():
         why = " ".join(state.details.split()) or "no summary was written"
         if state.sub_status == "stopped":
-            why += (
-                " (stopped at the SuperLink: Ctrl-C, `flwr stop`, or a SuperLink restart; "
-                "a run cannot be resumed, start a new one)"
-            )
+            why += " (stopped at the SuperLink: Ctrl-C, `flwr stop`, or a SuperLink restart)"
+        if state.sub_status in ("stopped", "failed"):
+            why += f"; to go on, {advice}"
         print(
             f"{PROG}: run {run_id} ended {state.sub_status or state.status}: {why} "
             f"(Flower's log: {run_dir / RUN_LOG})",
@@ -185,10 +258,17 @@ def _finish(
         )
         return EXIT_FAILED
     summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    deployment: dict[str, object] = {
+        "superlink": address,
+        "flower_run_id": str(run_id),
+        "status": "completed",
+    }
+    if resumed is not None:
+        deployment["resumed_after_round"] = resumed.completed_round
     summary.update(
         consortium=folder.manifest.name,
         seeded=False,
-        deployment={"superlink": address, "flower_run_id": str(run_id), "status": "completed"},
+        deployment=deployment,
         seconds={"federation": seconds, "total": seconds},
     )
     write_json_atomic(summary_file, summary)

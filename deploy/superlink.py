@@ -156,7 +156,8 @@ def _report_interrupted_runs(folder: CoordinatorFolder, address: str, runtime: P
 
     fedrisk's ServerApp ran inside the SuperLink that stopped, so the run's round
     loop is gone: Flower cannot continue it, and a node waiting on it would wait for
-    nothing. The run is marked stopped; a new ``fedrisk run`` starts over.
+    nothing. The run is marked stopped; ``fedrisk run … resume=RUN_DIR`` continues it
+    from its run directory's last checkpoint as a new Flower run.
     """
     try:
         with Control(address, root_certificates=folder.ca_cert, flwr_home=runtime / "cli") as link:
@@ -165,9 +166,10 @@ def _report_interrupted_runs(folder: CoordinatorFolder, address: str, runtime: P
                 if state.status in _UNFINISHED:
                     link.stop(run_id)
                     print(
-                        f"{PROG}: run {run_id} was interrupted when the SuperLink stopped "
-                        "and cannot be resumed; it is marked stopped. Start a new run with "
-                        "`fedrisk run`."
+                        f"{PROG}: run {run_id} was interrupted when the SuperLink stopped; "
+                        "it is marked stopped. Continue it from its last checkpoint with "
+                        "`fedrisk run --consortium … --test … resume=RUN_DIR` (its run "
+                        "directory), or start a new run."
                     )
     except ControlError as err:
         print(f"{PROG}: could not check for interrupted runs: {err}", file=sys.stderr)
