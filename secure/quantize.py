@@ -97,15 +97,21 @@ def quantize(
         raise TypeError(f"`values` must hold real numbers; got dtype {values.dtype}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"`rng` must be a numpy Generator; got {type(rng).__name__}")
-    scaled = np.ldexp(np.clip(values.astype(np.float64), -clip, clip), scale_bits)
+    scaled = values.astype(np.float64)  # a copy, worked on in place from here
+    np.clip(scaled, -clip, clip, out=scaled)
+    np.ldexp(scaled, scale_bits, out=scaled)
     if not np.all(np.isfinite(scaled)):
         raise ValueError("`values` must be finite; got NaN or infinity")
     if stochastic:
-        low = np.floor(scaled)
-        rounded = (low + (rng.random(scaled.shape) < scaled - low)).astype(np.int64)
+        rounded = np.floor(scaled)
+        np.subtract(scaled, rounded, out=scaled)  # the fraction, in [0, 1)
+        rounded += rng.random(scaled.shape) < scaled
     else:
-        rounded = np.floor(scaled + 0.5).astype(np.int64)
-    return rounded.astype(_UNSIGNED[bits])  # two's complement: wraps modulo 2**bits
+        np.add(scaled, 0.5, out=scaled)
+        rounded = np.floor(scaled, out=scaled)
+    words = rounded.astype(np.int64)
+    # two's complement: wraps modulo 2**bits (for 64 bits the same words, reinterpreted)
+    return words.view(np.uint64) if bits == 64 else words.astype(_UNSIGNED[bits])
 
 
 def dequantize(sum_values: np.ndarray, *, bits: int, scale_bits: int, count: int) -> np.ndarray:
