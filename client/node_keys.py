@@ -9,6 +9,7 @@ secret-wrapping key, which seals what the node keeps in Flower's ``Context.state
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 from pathlib import Path
 
@@ -55,8 +56,18 @@ def signing_key(state_dir: Path) -> Ed25519PrivateKey:
 
 
 def manifest(path: Path) -> ConsortiumManifest:
-    """Load the consortium manifest."""
-    return ConsortiumManifest.load(path)
+    """Load the consortium manifest, validating each distinct content of the file once.
+
+    A node answers many messages per run; the manifest is public and
+    `ConsortiumManifest` immutable, so the parsed copy is reused for as long as the
+    file's bytes are the same (they are read every time).
+    """
+    return _parsed_manifest(path.read_bytes(), path)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_manifest(data: bytes, path: Path) -> ConsortiumManifest:
+    return ConsortiumManifest.parse(data, source=path)
 
 
 def wrap_key(state_dir: Path) -> bytes:

@@ -173,10 +173,21 @@ class ConsortiumManifest:
             If ``path`` does not exist.
         """
         path = Path(path)
+        return cls.parse(path.read_bytes(), source=path)
+
+    @classmethod
+    def parse(cls, data: bytes, *, source: Path) -> ConsortiumManifest:
+        """Validate a manifest's bytes as `load` does; errors name ``source``.
+
+        Raises
+        ------
+        ValueError
+            As `load`.
+        """
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
+            obj = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"manifest {path}: not valid JSON ({exc})") from None
+            raise ValueError(f"manifest {source}: not valid JSON ({exc})") from None
         try:
             _check_keys(obj, _MANIFEST_KEYS, "manifest")
             if not isinstance(obj["institutions"], list):
@@ -190,7 +201,7 @@ class ConsortiumManifest:
                     raise ValueError(f"institutions[{i}]: {exc}") from None
             return cls(name=obj["name"], institutions=tuple(records), version=obj["version"])
         except ValueError as exc:
-            raise ValueError(f"manifest {path}: {exc}") from None
+            raise ValueError(f"manifest {source}: {exc}") from None
 
 
 def _check_keys(obj: object, keys: tuple[str, ...], where: str) -> None:
