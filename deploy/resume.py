@@ -10,26 +10,23 @@ trained before the crash is answered from the bank's kept copy of that release, 
 trained and counted again (see `fedrisk.client.released_updates`).
 
 This is the deployment twin of ``fedrisk simulate resume=RUN_DIR``
-(`fedrisk.simulations.resume`), with the same refusals; the two packages are
-independent layers and cannot share the function.
+(`fedrisk.simulations.resume`): both read the run's own configuration back through
+`fedrisk.conf.run_dir`, and this one also checks the run is of this consortium.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
-from fedrisk.conf.root import ConfigError, FedriskConfig, load_settings
+from fedrisk.conf.root import ConfigError, FedriskConfig
+from fedrisk.conf.run_dir import RESUME_KEY, resume_dir, resumed_settings
 from fedrisk.deploy.run_config import consortium_of
 from fedrisk.privacy.manifest import ConsortiumManifest
 from fedrisk.server.checkpoint import CheckpointError, load_checkpoint
 
-RESUME_KEY = "resume"
-CONFIG_FILE = "config.yaml"
+__all__ = ["RESUME_KEY", "ResumedRun", "resume_dir", "resumed_run"]
 
 
 @dataclass(frozen=True)
@@ -54,15 +51,6 @@ class ResumedRun:
     completed_round: int
 
 
-def resume_dir(overrides: Sequence[str]) -> Path | None:
-    """Return the run directory of a ``resume=RUN_DIR`` override, if there is one."""
-    for item in overrides:
-        key, _, value = item.partition("=")
-        if key.lstrip("+") == RESUME_KEY and value:
-            return Path(value).expanduser().resolve()
-    return None
-
-
 def resumed_run(
     run_dir: Path, overrides: Sequence[str], *, manifest: ConsortiumManifest
 ) -> ResumedRun:
@@ -84,27 +72,7 @@ def resumed_run(
         directory, it holds no readable checkpoint, or the checkpoint or the run is of
         another configuration or consortium.
     """
-    others = [item for item in overrides if item.partition("=")[0].lstrip("+") != RESUME_KEY]
-    if others:
-        raise ConfigError(
-            f"`resume` continues {run_dir} with its own {CONFIG_FILE}; drop the other "
-            f"arguments {others}"
-        )
-    if not run_dir.is_dir():
-        raise ConfigError(f"`resume` must name a run directory; {run_dir} does not exist")
-    config_file = run_dir / CONFIG_FILE
-    if not config_file.is_file():
-        raise ConfigError(f"`resume` must name a run directory; {config_file} does not exist")
-    try:
-        cfg = OmegaConf.load(config_file)
-        if not isinstance(cfg, DictConfig):
-            raise ConfigError(f"{config_file} must hold a mapping")
-        settings = load_settings(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
-    except (OmegaConfBaseException, OSError, ValueError) as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"{config_file}: {' '.join(str(err).split())}") from None
-    settings = replace(settings, resume=str(run_dir))
+    _, settings = resumed_settings(run_dir, overrides)
     try:
         checkpoint = load_checkpoint(run_dir)
         checkpoint.check_against(run_id=checkpoint.run_id, settings=settings)
