@@ -4,18 +4,16 @@ import json
 import shutil
 
 import pytest
-from fedrisk_cli import run_cli, simulate_into
+from fedrisk_cli import run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def test_audit_of_a_real_dp_run(tmp_path):
-    run_dir = tmp_path / "run"
-    simulate_into(
-        run_dir, "consortium=banks_3", "rounds=2", "privacy=dpsgd", "simulation.baselines=false"
-    )
+def test_audit_of_a_real_dp_run(tmp_path, dpsgd_secagg_run, dpsgd_secagg_audit):
+    # The session's shared DP-SGD + SecAgg+ run (conftest.py); a copy is tampered with.
+    run_dir = dpsgd_secagg_run
 
-    clean = run_cli("audit", str(run_dir), cwd=tmp_path)
+    clean = dpsgd_secagg_audit
     report = json.loads((run_dir / "audit" / "report.json").read_text())
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert report["passed"] is True

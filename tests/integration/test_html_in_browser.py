@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from shared_runs import DPSGD_SECAGG_BANKS, DPSGD_SECAGG_ROUNDS
 
 pytestmark = pytest.mark.slow
 
-BANKS = ("bank_a", "bank_b", "bank_c")
+BANKS = DPSGD_SECAGG_BANKS
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -104,19 +105,22 @@ def render(page: Path, tmp_path: Path) -> Dom:
     return dom
 
 
-def test_audit_and_run_reports_render_in_chromium(simulate, cli, tmp_path):
-    chromium()  # fail early, before the simulation, if the browser is missing
-    run = tmp_path / "run"
-    simulate(
-        run,
-        "privacy=dpsgd",
-        "secagg=secaggplus",
-        "rounds=2",
-        "simulation.baselines=false",
-        "consortium=banks_3",
-    )
-    audit = cli("audit", str(run), cwd=tmp_path)
+@pytest.fixture
+def browser() -> str:
+    """Chromium's path: asked for first, so a missing browser fails before any simulation."""
+    return chromium()
+
+
+@pytest.fixture
+def audited_run(browser, dpsgd_secagg_run, dpsgd_secagg_audit) -> Path:
+    """The session's shared DP-SGD + SecAgg+ run (4 rounds; conftest.py), audited."""
+    audit = dpsgd_secagg_audit
     assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
+    return dpsgd_secagg_run
+
+
+def test_audit_and_run_reports_render_in_chromium(audited_run, cli, tmp_path):
+    run = audited_run
     report = cli("report", str(run), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-2000:]
     assert report.stdout.strip() == str(run / "report.html")
@@ -135,4 +139,5 @@ def test_audit_and_run_reports_render_in_chromium(simulate, cli, tmp_path):
     assert any(src.startswith("data:image/png;base64,") for src in run_dom.images)
     assert "audit/report.html" in run_dom.links
     unmasked = [row for row in run_dom.rows if "unmasked" in row]
-    assert len(unmasked) == 2, run_dom.rows  # one secure-aggregation row per round
+    # One secure-aggregation row per round.
+    assert len(unmasked) == DPSGD_SECAGG_ROUNDS, run_dom.rows

@@ -1,6 +1,7 @@
 """Risk metrics, fairness and calibration in a default run's outputs, recomputed independently.
 
-One real simulation (banks_3, 2 rounds) serves every test: the summary's figures are
+One real simulation (banks_3, 2 rounds, seed 11; the session's shared run in
+``conftest.py``, which test_simulation reads too) serves every test: the summary's figures are
 recomputed with scikit-learn and fedrisk's row-level fairness report from the saved
 model, the held-out file and each bank's own validation rows.
 """
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from fedrisk_cli import simulate_into
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
 
@@ -28,11 +28,8 @@ BANKS = ("bank_a", "bank_b", "bank_c")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> dict:
-    run_dir = tmp_path_factory.mktemp("risk") / "banks3"
-    done = simulate_into(
-        run_dir, "consortium=banks_3", "rounds=2", "seed=11", "simulation.baselines=false"
-    )
+def run(three_banks_run) -> dict:
+    run_dir = three_banks_run.dir
     settings = resolve_schema(load_settings(yaml.safe_load((run_dir / "config.yaml").read_text())))
     held_out = HeldOutSet.load(run_dir / "data" / "test.parquet", settings.task.schema)
     model = build_model(settings.task.model, held_out.x.shape[1], seed=0)
@@ -50,7 +47,7 @@ def run(tmp_path_factory) -> dict:
     }
     return {
         "dir": run_dir,
-        "stdout": done.stdout,
+        "stdout": three_banks_run.stdout,
         "summary": json.loads((run_dir / "summary.json").read_text()),
         "task": settings.task,
         "held_out": held_out,

@@ -15,11 +15,16 @@ def _rounds(run_dir: Path) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_secure_aggregation_matches_plaintext_within_the_quantisation_bound(tmp_path, simulate):
-    plain = simulate(tmp_path / "plain", *QUICK)
+def test_secure_aggregation_matches_plaintext_within_the_quantisation_bound(
+    tmp_path, simulate, default_run
+):
+    # The plaintext twin: the first three rounds of the session's default run (same
+    # consortium, seed and schedule; its later rounds and baselines come after them).
+    plain = json.loads((default_run / "summary.json").read_text())
     secure = simulate(tmp_path / "secure", *QUICK, "secagg=secaggplus")
 
-    plain_rounds, secure_rounds = _rounds(tmp_path / "plain"), _rounds(tmp_path / "secure")
+    plain_rounds, secure_rounds = _rounds(default_run)[:3], _rounds(tmp_path / "secure")
+    assert plain["rounds_completed"] == 10 and plain["seed"] == secure["seed"]
     for p, s in zip(plain_rounds, secure_rounds, strict=True):
         record = s["secagg"]
         assert record["unmasked"] is True
@@ -40,14 +45,15 @@ def test_secure_aggregation_matches_plaintext_within_the_quantisation_bound(tmp_
     assert all(entry["n_train"] > 0 for entry in plain["institutions"].values())
 
 
-def test_dpsgd_under_secure_aggregation_audits_clean(tmp_path, simulate, cli):
-    run_dir = tmp_path / "run"
-    summary = simulate(run_dir, *QUICK, "privacy=dpsgd", "secagg=secaggplus")
-    audit = cli("audit", str(run_dir), cwd=tmp_path)
+def test_dpsgd_under_secure_aggregation_audits_clean(dpsgd_secagg_run, dpsgd_secagg_audit):
+    # The session's shared DP-SGD + SecAgg+ run (FedAdam, banks_3, 4 rounds; conftest.py).
+    summary = json.loads((dpsgd_secagg_run / "summary.json").read_text())
+    audit = dpsgd_secagg_audit
 
-    assert summary["secure_aggregation"]["rounds_unmasked"] == 3
+    assert summary["privacy"] == "dpsgd"
+    assert summary["secure_aggregation"]["rounds_unmasked"] == 4
     assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
-    report = json.loads((run_dir / "audit" / "report.json").read_text())
+    report = json.loads((dpsgd_secagg_run / "audit" / "report.json").read_text())
     digest_checks = [c for c in report["checks"] if "digest" in c["name"]]
     assert digest_checks and all(c["passed"] for c in digest_checks)
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fedrisk_cli import simulate_into
+from shared_runs import THREE_BANKS
 
 pytestmark = pytest.mark.slow
 
@@ -15,10 +15,9 @@ def metrics_lines(run_dir: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def three_banks(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("sim") / "banks3"
-    simulate_into(run_dir, "consortium=banks_3", "rounds=2", "seed=11")
-    return run_dir
+def three_banks(three_banks_run) -> Path:
+    """banks_3, 2 rounds, seed 11 with baselines (the session's shared run, conftest.py)."""
+    return three_banks_run.dir
 
 
 def test_summary_contract(three_banks):
@@ -82,7 +81,7 @@ def test_final_model_file_reproduces_reported_auc(three_banks):
 
 def test_same_seed_same_metrics_to_the_last_digit(three_banks, tmp_path, simulate):
     again = tmp_path / "again"
-    simulate(again, "consortium=banks_3", "rounds=2", "seed=11", "simulation.baselines=false")
+    simulate(again, *THREE_BANKS, "simulation.baselines=false")
 
     first, second = metrics_lines(three_banks), metrics_lines(again)
     for a, b in zip(first, second, strict=True):
@@ -109,34 +108,14 @@ def test_fedprox_with_sampling_trains_two_of_three_banks_per_round(tmp_path, sim
     assert "pooled" not in summary
 
 
-def test_default_consortium_meets_the_acceptance_bar(tmp_path, simulate):
-    summary = simulate(tmp_path / "default")
+def test_default_consortium_meets_the_acceptance_bar(default_run):
+    summary = json.loads((default_run / "summary.json").read_text())
 
     assert summary["rounds_completed"] == 10
     assert abs(summary["global"]["auc"] - summary["pooled"]["auc"]) <= 0.02
     local = [m["auc"] for m in summary["local_only"].values()]
     assert summary["global"]["auc"] > np.mean(local)
     assert summary["oracle_auc"] is not None
-
-
-def test_multirun_sweeps_write_one_run_directory_each(tmp_path, cli):
-    done = cli(
-        "simulate",
-        "--multirun",
-        "consortium=banks_3",
-        "rounds=1",
-        "seed=1,2",
-        "simulation.baselines=false",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        cwd=tmp_path,
-    )
-
-    assert done.returncode == 0, done.stderr[-3000:]
-    seeds = {
-        json.loads((tmp_path / "sweep" / job / "summary.json").read_text())["seed"]
-        for job in ("0", "1")
-    }
-    assert seeds == {1, 2}
 
 
 def test_explanations_of_the_final_model_are_pooled_from_every_bank(three_banks):

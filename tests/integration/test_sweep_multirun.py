@@ -50,6 +50,9 @@ def test_report_sweep_plots_and_tabulates_each_runs_held_out_auc(sweep_dir, cli)
         config = yaml.safe_load((sweep_dir / job / "config.yaml").read_text())
         summary = json.loads((sweep_dir / job / "summary.json").read_text())
         summaries[float(config["privacy"]["target_epsilon"])] = summary
+    # One run directory per job, each with its own override and its own run.
+    assert sorted(summaries) == [1.0, 2.0, 4.0]
+    assert len({summary["run_id"] for summary in summaries.values()}) == 3
     with (sweep_dir / "sweep.csv").open() as handle:
         rows = list(csv.reader(handle))
     assert rows[0][0] == "privacy.target_epsilon"
