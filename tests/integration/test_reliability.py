@@ -21,13 +21,13 @@ FAULTS = (
     "seed=42",
     "simulation.baselines=false",
     "strategy.min_train_nodes=2",
-    "round_timeout=30",
+    "round_timeout=15",
     "validation.max_update_norm=100",
     "faults.corrupt=[{institution:bank_a,kind:nan,rounds:[1]},"
     "{institution:bank_b,kind:inf,rounds:[1]},{institution:bank_c,kind:wrong_shape,rounds:[1]},"
     "{institution:bank_a,kind:wrong_dtype,rounds:[2]},{institution:bank_b,kind:huge_norm,rounds:[2]}]",
     "faults.replay=[{institution:bank_c,rounds:[2]}]",
-    "faults.stragglers=[{institution:bank_d,delay:60,rounds:[2]}]",
+    "faults.stragglers=[{institution:bank_d,delay:30,rounds:[2]}]",
     "faults.random_dropouts=[{probability:0.5,stage:evaluate}]",
 )
 
@@ -71,7 +71,7 @@ def test_a_replayed_reply_is_rejected_by_its_round_binding(faulty):
 def test_a_straggler_beyond_the_timeout_is_a_dropout_of_that_round(faulty):
     second = _lines(faulty)[1]
 
-    assert second["failures"] == {"bank_d": "no reply within 30 s"}
+    assert second["failures"] == {"bank_d": "no reply within 15 s"}
     assert "bank_d" not in second["trained"] and "bank_d" not in second["update_sha256"]
 
 
