@@ -70,6 +70,13 @@ rounds still come out in steps of about 0.1 s per exchange: fedrisk's secure rou
 has two exchanges against plain's one, Flower's SecAgg+ round four. That
 granularity is part of the cost on this engine and is left as it is.
 
+``PromptGrid`` itself backs off geometrically (2 ms growing to 250 ms between pulls),
+so a reply that lands 0.2–0.4 s into an exchange is seen up to about 0.17 s late; the
+secure round's longer training exchange meets the long intervals more often than the
+plaintext one. ``--pull-interval S`` replaces the backoff by a constant interval for
+the fedrisk variants, to measure that share (a what-if: fedrisk's ServerApp keeps the
+backoff).
+
 Examples
 --------
 From a directory other than the repository root::
@@ -78,6 +85,8 @@ From a directory other than the repository root::
     python /work/main/benchmarks/secagg.py --clients 10 --params 100000 --repeats 3
     python /work/main/benchmarks/secagg.py --clients 10 --params 10000,1000000
     python /work/main/benchmarks/secagg.py --clients 10 --variants fedrisk-plain,fedrisk-secagg
+    python /work/main/benchmarks/secagg.py --clients 10 --params 100000 --pull-interval 0.005 \
+        --variants fedrisk-plain,fedrisk-floor,fedrisk-secagg
 """
 
 from __future__ import annotations
@@ -431,6 +440,12 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
     quiet_simulation()
     from flwr.simulation import run_simulation
 
+    if spec.get("pull_interval"):  # what-if: fedrisk's ServerApp keeps PromptGrid's backoff
+        from fedrisk.server import prompt_grid
+
+        interval = float(spec["pull_interval"])
+        prompt_grid.pull_delays = lambda: itertools.repeat(interval)  # type: ignore[assignment]
+
     names = institution_names(spec["n_clients"])
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="fedrisk-secagg-bench-") as tmp:
@@ -471,6 +486,7 @@ def measure_fedrisk(
     timeout: float = 600.0,
     seed: int = 0,
     check: bool = False,
+    pull_interval: float | None = None,
 ) -> dict[str, Any]:
     """Time one fedrisk run.
 
@@ -491,6 +507,9 @@ def measure_fedrisk(
         Seed of the clients' updates.
     check : bool
         Compare every round's aggregate with the exact weighted mean.
+    pull_interval : float | None (default: None)
+        Seconds between the server's pulls for replies instead of ``PromptGrid``'s
+        backoff (2 ms growing to 250 ms); a what-if, not what fedrisk's ServerApp does.
 
     Returns
     -------
@@ -519,6 +538,7 @@ def measure_fedrisk(
         "seed": seed,
         "timeout": timeout,
         "check": check,
+        "pull_interval": pull_interval,
     }
     out = spawn(spec, timeout)
     marks, records = out.get("marks", []), out.get("records", [])
@@ -555,11 +575,24 @@ def keystream_throughput(repeats: int = 5, words: int = KEYSTREAM_WORDS) -> dict
 
 
 def measure(
-    variant: str, n_clients: int, n_params: int, *, rounds: int, timeout: float
+    variant: str,
+    n_clients: int,
+    n_params: int,
+    *,
+    rounds: int,
+    timeout: float,
+    pull_interval: float | None = None,
 ) -> dict[str, Any]:
     """Measure one variant once; fedrisk variants also return round 1 and the roll call."""
     if variant in FEDRISK_VARIANTS:
-        return measure_fedrisk(n_clients, n_params, variant=variant, rounds=rounds, timeout=timeout)
+        return measure_fedrisk(
+            n_clients,
+            n_params,
+            variant=variant,
+            rounds=rounds,
+            timeout=timeout,
+            pull_interval=pull_interval,
+        )
     shares, thr = (
         full_graph(n_clients)
         if variant == "flower-secaggplus-full"
@@ -594,7 +627,14 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
                     continue
                 began = time.time()
                 try:
-                    res = measure(v, n, p, rounds=args.rounds, timeout=args.max_seconds)
+                    res = measure(
+                        v,
+                        n,
+                        p,
+                        rounds=args.rounds,
+                        timeout=args.max_seconds,
+                        pull_interval=args.pull_interval,
+                    )
                 except FlowerTimeoutError as exc:
                     cell["skipped"] = str(exc)
                     print(f"  {n} clients, {p:,} params, {v}: {exc}", flush=True)
@@ -788,6 +828,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/secagg.json")
     parser.add_argument("--check", action="store_true", help="10 clients × 1000 params, exact")
     parser.add_argument("--no-keystream", action="store_true", help="skip the mask throughput")
+    parser.add_argument(
+        "--pull-interval",
+        type=float,
+        help="what-if: fedrisk variants pull for replies every this many seconds instead of "
+        "PromptGrid's 2 ms → 250 ms backoff",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
