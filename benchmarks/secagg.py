@@ -70,12 +70,11 @@ rounds still come out in steps of about 0.1 s per exchange: fedrisk's secure rou
 has two exchanges against plain's one, Flower's SecAgg+ round four. That
 granularity is part of the cost on this engine and is left as it is.
 
-``PromptGrid`` itself backs off geometrically (2 ms growing to 250 ms between pulls),
-so a reply that lands 0.2–0.4 s into an exchange is seen up to about 0.17 s late; the
-secure round's longer training exchange meets the long intervals more often than the
-plaintext one. ``--pull-interval S`` replaces the backoff by a constant interval for
-the fedrisk variants, to measure that share (a what-if: fedrisk's ServerApp keeps the
-backoff).
+``PromptGrid`` backs off geometrically from 2 ms between pulls, to 5 ms on Flower's
+in-memory grid (simulations; 250 ms on a networked grid, where the backoff once also
+applied to simulations and noticed replies up to about 0.19 s late).
+``--pull-interval S`` replaces the schedule by a constant interval for the fedrisk
+variants (a what-if).
 
 Examples
 --------
@@ -440,11 +439,11 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
     quiet_simulation()
     from flwr.simulation import run_simulation
 
-    if spec.get("pull_interval"):  # what-if: fedrisk's ServerApp keeps PromptGrid's backoff
+    if spec.get("pull_interval"):  # what-if: a constant interval instead of PromptGrid's
         from fedrisk.server import prompt_grid
 
         interval = float(spec["pull_interval"])
-        prompt_grid.pull_delays = lambda: itertools.repeat(interval)  # type: ignore[assignment]
+        prompt_grid.pull_delays = lambda longest=None: itertools.repeat(interval)  # type: ignore[assignment]
 
     names = institution_names(spec["n_clients"])
     out: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from flwr.supercore.run import Run
 from fedrisk.server.prompt_grid import (
     BACKOFF,
     FIRST_PULL_S,
+    IN_MEMORY_LONGEST_PULL_S,
     LONGEST_PULL_S,
     PromptGrid,
     pull_delays,
@@ -109,3 +110,36 @@ def test_returns_what_arrived_when_the_timeout_passes() -> None:
 
 def test_delegates_node_ids() -> None:
     assert list(PromptGrid(ScriptedGrid([])).get_node_ids()) == [1, 2, 3]
+
+
+def test_a_custom_cap_bounds_every_delay() -> None:
+    delays = list(itertools.islice(pull_delays(0.001), 5))
+    assert delays == [0.001] * 5
+
+
+def test_flowers_in_memory_grid_is_pulled_at_the_short_cap_and_others_at_the_long() -> None:
+    from flwr.server.superlink.linkstate import LinkStateFactory
+    from flwr.supercore.constant import FLWR_IN_MEMORY_DB_NAME
+    from flwr.supercore.object_store import ObjectStoreFactory
+    from flwr.superlink.federation import NoOpFederationManager
+    from flwr.superlink.grid.inmemory_grid import InMemoryGrid
+
+    factory = LinkStateFactory(
+        FLWR_IN_MEMORY_DB_NAME, NoOpFederationManager(), ObjectStoreFactory()
+    )
+    in_memory = PromptGrid(InMemoryGrid(state_factory=factory))
+
+    assert in_memory.longest_pull == IN_MEMORY_LONGEST_PULL_S == 0.005
+    assert PromptGrid(ScriptedGrid([])).longest_pull == LONGEST_PULL_S == 0.25
+    assert PromptGrid(ScriptedGrid([]), longest_pull=0.05).longest_pull == 0.05
+    with pytest.raises(ValueError, match="`longest_pull` must be positive; got 0"):
+        PromptGrid(ScriptedGrid([]), longest_pull=0)
+
+
+def test_replies_on_a_short_cap_are_noticed_within_the_cap() -> None:
+    grid = ScriptedGrid([0.0, 0.0, 0.3])
+    replies = list(PromptGrid(grid, longest_pull=0.005).send_and_receive(outgoing(3), timeout=5))
+
+    assert len(replies) == 3
+    # 0.3 s at most 5 ms apart: dozens of pulls (the long cap would take about ten)
+    assert len(grid.pulls) > 40
