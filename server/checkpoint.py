@@ -135,7 +135,7 @@ def config_digest(settings: FedriskConfig) -> str:
 def strategy_state(strategy: Strategy) -> StrategyState:
     """Return the saved attributes and accountants of ``strategy`` and the strategies it wraps."""
     state = StrategyState()
-    for depth, current in enumerate(_chain(strategy)):
+    for depth, current in enumerate(strategy_chain(strategy)):
         for name in STRATEGY_STATE:
             value = getattr(current, name, None)
             if isinstance(value, Mapping):
@@ -158,7 +158,7 @@ def restore_strategy(strategy: Strategy, state: StrategyState) -> None:
         state of an accountant the run keeps, or holds an accountant's state of
         another privacy configuration.
     """
-    chain = _chain(strategy)
+    chain = strategy_chain(strategy)
     for key in state.arrays:
         depth, name = key.split(".", 1)
         if int(depth) >= len(chain) or name not in STRATEGY_STATE:
@@ -275,7 +275,8 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
         raise CheckpointError(f"{state_path}: unreadable checkpoint ({err})") from None
 
 
-def _chain(strategy: Strategy) -> list[object]:
+def strategy_chain(strategy: Strategy) -> list[object]:
+    """Return ``strategy`` and the strategies it wraps, outermost first."""
     chain: list[object] = []
     current: object = strategy
     while current is not None:

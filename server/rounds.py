@@ -18,7 +18,12 @@ from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedClippingBase
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedrisk.server.checkpoint import Checkpoint, CheckpointWriter, restore_strategy
+from fedrisk.server.checkpoint import (
+    Checkpoint,
+    CheckpointWriter,
+    restore_strategy,
+    strategy_chain,
+)
 from fedrisk.server.evaluation import federated_metrics
 from fedrisk.server.grid_view import EligibleGrid
 from fedrisk.server.loop_state import loop_state, restore_loop
@@ -304,9 +309,7 @@ class RoundLoop:
 
 def _dp_wrapper(strategy: Strategy) -> DifferentialPrivacyFixedClippingBase | None:
     """Flower's DP wrapper inside ``strategy`` (possibly under secure aggregation)."""
-    current: object = strategy
-    while current is not None:
-        if isinstance(current, DifferentialPrivacyFixedClippingBase):
-            return current
-        current = getattr(current, "strategy", None)
-    return None
+    wrappers = (
+        s for s in strategy_chain(strategy) if isinstance(s, DifferentialPrivacyFixedClippingBase)
+    )
+    return next(wrappers, None)

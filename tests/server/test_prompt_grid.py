@@ -136,10 +136,18 @@ def test_flowers_in_memory_grid_is_pulled_at_the_short_cap_and_others_at_the_lon
         PromptGrid(ScriptedGrid([]), longest_pull=0)
 
 
-def test_replies_on_a_short_cap_are_noticed_within_the_cap() -> None:
+def test_replies_on_a_short_cap_are_waited_for_at_most_the_cap_apart(monkeypatch) -> None:
+    waits: list[float] = []
+    real_sleep = time.sleep
+
+    def recorded_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr("fedrisk.server.prompt_grid.time.sleep", recorded_sleep)
     grid = ScriptedGrid([0.0, 0.0, 0.3])
     replies = list(PromptGrid(grid, longest_pull=0.005).send_and_receive(outgoing(3), timeout=5))
 
     assert len(replies) == 3
-    # 0.3 s at most 5 ms apart: dozens of pulls (the long cap would take about ten)
-    assert len(grid.pulls) > 40
+    assert waits and max(waits) == 0.005  # never the networked 250 ms cap
+    assert len(grid.pulls) == len(waits) + 1
