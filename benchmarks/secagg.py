@@ -440,10 +440,10 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
     from flwr.simulation import run_simulation
 
     if spec.get("pull_interval"):  # what-if: a constant interval instead of PromptGrid's
-        from fedrisk.server import prompt_grid
+        from fedrisk.strategies import exchange
 
         interval = float(spec["pull_interval"])
-        prompt_grid.pull_delays = lambda longest=None: itertools.repeat(interval)  # type: ignore[assignment]
+        exchange.pull_delays = lambda longest=None: itertools.repeat(interval)  # type: ignore[assignment]
 
     names = institution_names(spec["n_clients"])
     out: dict[str, Any] = {}

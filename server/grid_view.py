@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 from flwr.app import Message
 from flwr.serverapp import Grid
 
+from fedrisk.strategies.exchange import longest_pull_of
+
 
 class EligibleGrid:
     """Expose only some nodes to a strategy's node sampling, in a fixed order.
@@ -38,6 +40,19 @@ class EligibleGrid:
     ) -> Iterable[Message]:
         """Send messages and wait for replies (delegated)."""
         return self._grid.send_and_receive(messages, timeout=timeout)
+
+    def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
+        """Push messages (delegated)."""
+        return self._grid.push_messages(messages)
+
+    def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
+        """Pull replies (delegated)."""
+        return self._grid.pull_messages(message_ids)
+
+    @property
+    def longest_pull(self) -> float:
+        """Longest wait between two pulls suited to the wrapped grid."""
+        return longest_pull_of(self._grid)
 
     @staticmethod
     def seed_sampling(seed: int, server_round: int, stage: int) -> None:

@@ -2,7 +2,8 @@
 
 The wrapper adds the round description and any unseen key advertisements to each
 training instruction, accepts only masked replies, runs the optional consistency round
-and the unmask round itself (on the grid it was given in ``configure_train``), decodes
+and the unmask round itself (on the grid it was given in ``configure_train``; it ends
+as soon as every mask is off, see `fedrisk.strategies.secagg.unmasking`), decodes
 the unmasked sum into the weighted mean model and the mean training loss, and hands
 that to the wrapped strategy as identical replies (one per survivor, equal weights), so
 FedAvg, FedProx, FedAdam and Flower's client-side DP wrapper aggregate it unchanged.
@@ -31,6 +32,7 @@ from flwr.serverapp.strategy import Strategy
 
 from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.conf.root import FedriskConfig
+from fedrisk.strategies.exchange import collect
 from fedrisk.strategies.factory import WEIGHT_KEY
 from fedrisk.strategies.messages import ARRAYS, METRICS, update_digest
 from fedrisk.strategies.secagg.consistency import collect_signatures
@@ -147,6 +149,7 @@ class SecureAggregation(Strategy):
         self._timeouts = dict(timeouts)
         self._pending: dict[int, tuple[RoundUnmasker, ArrayRecord, dict[str, str]]] = {}
         self._grid: Grid | None = None
+        self._stale: set[str] = set()  # unmask requests whose reveal was not awaited
         self.records: dict[int, dict[str, object]] = {}
 
     def register(self, institution: str, node: int, advert: object) -> None:
@@ -255,7 +258,10 @@ class SecureAggregation(Strategy):
                 )
             for request in requests.values():
                 request.update(signatures)
-        answers = self._grid_or_fail().send_and_receive(
+        grid = self._grid_or_fail()
+        self._drain(grid)
+        exchange = collect(
+            grid,
             [
                 Message(
                     content=RecordDict({UNMASK: request}),
@@ -265,15 +271,15 @@ class SecureAggregation(Strategy):
                 for node, request in requests.items()
             ],
             timeout=self._timeouts[Stage.unmask],
+            on_reply=lambda answer: unmasker.take(
+                answer.metadata.src_node_id,
+                None if answer.has_error() else answer.content.config_records.get(REVEAL),
+            ),
         )
-        outcome = unmasker.finish(
-            {
-                a.metadata.src_node_id: a.content.config_records[REVEAL]
-                for a in answers
-                if not a.has_error() and REVEAL in a.content.config_records
-            }
-        )
+        self._stale |= exchange.unanswered
+        outcome = unmasker.outcome(awaited_all=not exchange.stopped_early)
         dropped["unmask"] = outcome.silent
+        record["unmask_not_awaited"] = outcome.not_awaited
         if outcome.total is None:
             return self._fail(record, outcome.reason)
         decoded = decode_sum(
@@ -317,6 +323,12 @@ class SecureAggregation(Strategy):
     def summary(self) -> None:
         """Log the inner strategy's summary."""
         self.strategy.summary()
+
+    def _drain(self, grid: Grid) -> None:
+        """Pull, and drop, late reveals of earlier rounds (not awaited: the sum was complete)."""
+        if self._stale:
+            for late in grid.pull_messages(set(self._stale)):
+                self._stale.discard(late.metadata.reply_to_message_id)
 
     def _fail(
         self, record: dict[str, object], reason: str

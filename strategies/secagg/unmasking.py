@@ -9,6 +9,15 @@ reconstructed from the shares they handed out when they advertised). A survivor 
 goes silent at unmask is still covered: its self-mask comes from its neighbours' shares.
 When too few shares arrive the round fails closed: nothing is reconstructed and the
 reason names the institutions involved.
+
+Reveals are taken one at a time as they arrive (`RoundUnmasker.take`): each secret is
+reconstructed, and its mask removed from the running sum, the moment it has a
+threshold of shares, so the Shamir arithmetic (pure Python, about 0.2 ms per field
+multiplication) overlaps the wait for later reveals, and the coordinator need not wait
+for reveals it no longer needs. Which shares are used does not change the sum: any
+threshold of correct shares gives the same secret. Nothing is revealed twice or both
+ways: a bank still reveals, per institution, either a self-mask share or a round-key
+share, as the request's survivor set dictates, however early the coordinator stops.
 """
 
 from __future__ import annotations
@@ -22,7 +31,11 @@ from flwr.app import ConfigRecord, RecordDict
 from fedrisk.secure.masks import SEED_SIZE, mask_vector
 from fedrisk.secure.shamir import combine_seed
 from fedrisk.strategies.secagg.advert import Advertisement
-from fedrisk.strategies.secagg.key_shares import holders_of, recover_round_key
+from fedrisk.strategies.secagg.key_shares import (
+    holders_of,
+    key_share_threshold,
+    recover_round_key,
+)
 from fedrisk.strategies.secagg.masking import pair_seed, peers_index
 from fedrisk.strategies.secagg.round_info import RoundInfo, check_header, header
 from fedrisk.strategies.secagg.wire import (
@@ -50,6 +63,8 @@ class UnmaskOutcome:
     total: np.ndarray | None
     reason: str = ""
     silent: list[str] = field(default_factory=list)  # survivors that did not reveal
+    #: survivors whose reveal was not needed: the sum was complete before they answered
+    not_awaited: list[str] = field(default_factory=list)
 
 
 class RoundUnmasker:
@@ -90,6 +105,17 @@ class RoundUnmasker:
         self._vectors: dict[int, np.ndarray] = {}
         self._sealed: dict[int, dict[int, bytes]] = {}  # sender → recipient → blob
         self._closed = False
+        self._bits = np.dtype(dtype).itemsize * 8
+        # unmasking, filled by `requests` and `take`
+        self._needed: list[int] = []  # dropped participants some survivor masked with
+        self._heard: set[int] = set()  # survivors whose reveal (or error) arrived
+        self._answered: set[int] = set()  # ... and whose reveal was well formed
+        self._shares: dict[int, list[tuple[int, bytes]]] = {}
+        self._got_key_shares: dict[int, list[tuple[int, bytes]]] = {}
+        self._seeds_done: set[int] = set()
+        self._keys_done: set[int] = set()
+        self._key_problems: dict[int, str] = {}
+        self._sum: np.ndarray | None = None
 
     @property
     def survivors(self) -> list[int]:
@@ -151,6 +177,9 @@ class RoundUnmasker:
         name = info.institution_of
         survivors, dropped = self.survivors, self.dropped
         needed = [j for j in dropped if set(info.graph[j]) & set(self._vectors)]
+        self._needed = needed
+        self._shares = {node: [] for node in survivors}
+        self._got_key_shares = {node: [] for node in needed}
         out = {}
         for node in survivors:
             record = header(run_tag=info.run_tag, round=info.round)
@@ -168,61 +197,93 @@ class RoundUnmasker:
         return out
 
     def finish(self, reveals: Mapping[int, ConfigRecord]) -> UnmaskOutcome:
-        """Unmask the sum from the survivors' reveals, or fail closed.
+        """Unmask the sum from every reveal that arrived, or fail closed.
 
         Parameters
         ----------
         reveals : Mapping[int, ConfigRecord]
-            The ``REVEAL`` record of each survivor that answered, by node id.
+            The ``REVEAL`` record of each survivor that answered, by node id; survivors
+            missing here are silent.
         """
-        info = self.info
-        name = info.institution_of
-        shares: dict[int, list[tuple[int, bytes]]] = {node: [] for node in self.survivors}
-        key_shares: dict[int, list[tuple[int, bytes]]] = {node: [] for node in self.dropped}
-        answered: set[int] = set()
         for holder, record in sorted(reveals.items()):
-            if holder not in self._vectors:
-                continue  # only survivors were asked
-            try:
-                check_header(record, Stage.unmask, run_tag=info.run_tag, round=info.round)
-                self._read_reveal(holder, record, shares, key_shares)
-            except ProtocolAbort:
-                continue  # a malformed reveal counts as silence
-            answered.add(holder)
-        silent = [name[n] for n in self.survivors if n not in answered]
-        problems = [
-            f"{name[owner]}'s self-mask has {len(got)} of {info.threshold} shares"
-            for owner, got in shares.items()
-            if len(got) < info.threshold
-        ]
-        round_keys = {}
-        for owner, got in key_shares.items():
-            if not set(info.graph[owner]) & set(self._vectors):
-                continue  # nobody masked with it
-            try:
-                round_keys[owner] = recover_round_key(
-                    got,
-                    owner=self._adverts[owner],
-                    institutions=self._institutions,
-                    round=info.round,
-                )
-            except ProtocolAbort as err:
-                problems.append(f"{name[owner]}'s {err.reason}")
-        if problems:
-            return UnmaskOutcome(total=None, reason="; ".join(problems), silent=silent)
-        total = self._unmask(shares, round_keys)
-        return UnmaskOutcome(total=total, silent=silent)
+            self.take(holder, record)
+        return self.outcome(awaited_all=True)
 
-    def _read_reveal(
-        self,
-        holder: int,
-        record: ConfigRecord,
-        shares: dict[int, list[tuple[int, bytes]]],
-        key_shares: dict[int, list[tuple[int, bytes]]],
-    ) -> None:
+    def take(self, holder: int, record: ConfigRecord | None) -> bool:
+        """Read one survivor's reveal as it arrives; return True once the sum can be unmasked.
+
+        Each secret is reconstructed, and its mask removed from the running sum, as soon
+        as it has enough shares, so the work overlaps the wait for later reveals. A
+        malformed reveal, or ``None`` (an error reply), counts as silence.
+        """
+        if holder not in self._vectors or holder in self._heard:
+            return self.complete  # only survivors were asked, each once
+        self._heard.add(holder)
+        if record is None:
+            return self.complete
+        info = self.info
+        try:
+            check_header(record, Stage.unmask, run_tag=info.run_tag, round=info.round)
+            found = self._read_reveal(holder, record)
+        except ProtocolAbort:
+            return self.complete
+        self._answered.add(holder)
+        for secret, owner, index, value in found:
+            got = (self._shares if secret == "self" else self._got_key_shares)[owner]
+            got.append((index, value))
+            if secret == "self" and len(got) == info.threshold:
+                self._remove_self_mask(got)
+                self._seeds_done.add(owner)
+            elif secret == "key" and len(got) == self._key_threshold(owner):
+                self._remove_pair_masks(owner, got)
+        return self.complete
+
+    @property
+    def complete(self) -> bool:
+        """Whether every mask that must come off has been removed (or failed to)."""
+        return len(self._seeds_done) == len(self._vectors) and all(
+            owner in self._keys_done for owner in self._needed
+        )
+
+    def outcome(self, *, awaited_all: bool) -> UnmaskOutcome:
+        """End the unmasking: the sum if every mask came off, otherwise why not.
+
+        Parameters
+        ----------
+        awaited_all : bool
+            True when every survivor was waited for: those that did not answer are
+            ``silent``. False when the sum was complete before they answered: they are
+            ``not_awaited`` instead.
+        """
+        name = self.info.institution_of
+        unheard = [name[n] for n in self.survivors if n not in self._heard]
+        refused = [name[n] for n in self.survivors if n in self._heard - self._answered]
+        silent = sorted(refused + unheard) if awaited_all or not self.complete else refused
+        not_awaited = [] if awaited_all or not self.complete else unheard
+        problems = [
+            f"{name[owner]}'s self-mask has {len(self._shares[owner])} of "
+            f"{self.info.threshold} shares"
+            for owner in self.survivors
+            if owner not in self._seeds_done
+        ]
+        for owner in self._needed:
+            if owner in self._key_problems:
+                problems.append(f"{name[owner]}'s {self._key_problems[owner]}")
+            elif owner not in self._keys_done:
+                shares = len(self._got_key_shares[owner])
+                problems.append(
+                    f"{name[owner]}'s round key has {shares} of {self._key_threshold(owner)} shares"
+                )
+        if problems:
+            return UnmaskOutcome(
+                total=None, reason="; ".join(problems), silent=silent, not_awaited=not_awaited
+            )
+        return UnmaskOutcome(total=self._total(), silent=silent, not_awaited=not_awaited)
+
+    def _read_reveal(self, holder: int, record: ConfigRecord) -> list[tuple[str, int, int, bytes]]:
         info = self.info
         holder_name = info.institution_of[holder]
-        found: list[tuple[dict[int, list[tuple[int, bytes]]], int, int, bytes]] = []
+        found: list[tuple[str, int, int, bytes]] = []
         for owner, owner_name in info.institution_of.items():
             share = record.get(REVEALED_SHARE_PREFIX + owner_name)
             key_share = record.get(REVEALED_KEY_PREFIX + owner_name)
@@ -234,47 +295,57 @@ class RoundUnmasker:
                 ):
                     raise ProtocolAbort(Stage.unmask, f"unasked share of {owner_name}")
                 index = peers_index(info, owner=owner, holder=holder)
-                found.append((shares, owner, index, _share(share, index, owner_name)))
+                found.append(("self", owner, index, _share(share, index, owner_name)))
             if key_share is not None:
                 if owner in self._vectors:
                     raise ProtocolAbort(Stage.unmask, f"unasked key share of {owner_name}")
+                if owner not in self._needed:
+                    continue  # nobody masked with it: not needed
                 index = holders_of(owner_name, self._institutions).index(holder_name) + 1
-                found.append((key_shares, owner, index, _share(key_share, index, owner_name)))
-        for target, owner, index, value in found:
-            target[owner].append((index, value))
+                found.append(("key", owner, index, _share(key_share, index, owner_name)))
+        return found
 
-    def _unmask(
-        self,
-        shares: dict[int, list[tuple[int, bytes]]],
-        round_keys: Mapping[int, object],
-    ) -> np.ndarray:
+    def _key_threshold(self, owner: int) -> int:
+        owner_name = self.info.institution_of[owner]
+        return key_share_threshold(len(holders_of(owner_name, self._institutions)))
+
+    def _total(self) -> np.ndarray:
+        """Return the running sum: every vector, less the masks removed so far."""
+        if self._sum is None:
+            self._sum = np.zeros(self._length, dtype=self._dtype)
+            for vector in self._vectors.values():
+                np.add(self._sum, vector, out=self._sum)
+        return self._sum
+
+    def _remove_self_mask(self, got: list[tuple[int, bytes]]) -> None:
+        # sorted by index: a seed combined from the same indices reuses the Lagrange
+        # coefficients `combine_seed` caches (replies tend to arrive in the same order)
+        self_seed = combine_seed(sorted(got), threshold=self.info.threshold)
+        total = self._total()
+        np.subtract(total, mask_vector(self_seed, self._length, bits=self._bits), out=total)
+
+    def _remove_pair_masks(self, owner: int, got: list[tuple[int, bytes]]) -> None:
         info = self.info
-        bits = self._dtype.itemsize * 8
-        total = np.zeros(self._length, dtype=self._dtype)
-        for vector in self._vectors.values():
-            np.add(total, vector, out=total)
-        for got in shares.values():
-            # the lowest share indices: with every holder answering, each seed is combined
-            # from the same indices, whose Lagrange coefficients `combine_seed` caches
-            lowest = sorted(got, key=lambda share: share[0])[: info.threshold]
-            self_seed = combine_seed(lowest, threshold=info.threshold)
-            np.subtract(total, mask_vector(self_seed, self._length, bits=bits), out=total)
-        for owner, key in round_keys.items():
-            for survivor in set(info.graph[owner]) & set(self._vectors):
-                seed = pair_seed(
-                    key,  # type: ignore[arg-type]
-                    self._adverts[survivor],
-                    me=owner,
-                    peer=survivor,
-                    info=info,
-                )
-                pad = mask_vector(seed, self._length, bits=bits)
-                # the survivor added the pad if its id is the smaller one, else subtracted it
-                if survivor < owner:
-                    np.subtract(total, pad, out=total)
-                else:
-                    np.add(total, pad, out=total)
-        return total
+        try:
+            key = recover_round_key(
+                sorted(got),
+                owner=self._adverts[owner],
+                institutions=self._institutions,
+                round=info.round,
+            )
+        except ProtocolAbort as err:
+            self._key_problems[owner] = err.reason
+            return
+        total = self._total()
+        for survivor in set(info.graph[owner]) & set(self._vectors):
+            seed = pair_seed(key, self._adverts[survivor], me=owner, peer=survivor, info=info)
+            pad = mask_vector(seed, self._length, bits=self._bits)
+            # the survivor added the pad if its id is the smaller one, else subtracted it
+            if survivor < owner:
+                np.subtract(total, pad, out=total)
+            else:
+                np.add(total, pad, out=total)
+        self._keys_done.add(owner)
 
 
 def _share(value: object, index: int, owner: str) -> bytes:

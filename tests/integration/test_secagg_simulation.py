@@ -88,11 +88,16 @@ def test_dropouts_at_each_stage_recover_and_too_many_fail_closed(tmp_path, simul
 
     # Round 1: bank_b drops before masking and bank_c goes silent at unmask; bank_b's
     # round key is rebuilt from the shares it handed out, bank_c's self-mask from its
-    # neighbours' shares.
-    assert first["aggregated"] and first["secagg"]["unmasked"]
-    assert first["secagg"]["dropped"] == {"train": ["bank_b"], "unmask": ["bank_c"]}
+    # neighbours' shares. The coordinator unmasks as soon as every secret has enough
+    # shares, so bank_c's error reply is either counted as silence or, if the sum was
+    # complete before it arrived, listed as not awaited; no other bank is silent.
+    for record in (first, second):
+        assert record["aggregated"] and record["secagg"]["unmasked"]
+        unmask = record["secagg"]["dropped"]["unmask"]
+        assert unmask in ([], ["bank_c"])
+        assert "bank_c" in unmask + record["secagg"]["unmask_not_awaited"]
+    assert first["secagg"]["dropped"]["train"] == ["bank_b"]
     assert first["failures"] == {"bank_b": "error: injected dropout: bank_b at train in round 1"}
-    assert second["aggregated"] and second["secagg"]["dropped"]["unmask"] == ["bank_c"]
     # Round 3: three of five silent at unmask leaves 2 shares of each self-mask, below
     # the threshold of 3: nothing is unmasked, the model stays, the run goes on (skip).
     assert third["aggregated"] is False

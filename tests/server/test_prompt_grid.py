@@ -1,4 +1,4 @@
-"""PromptGrid: replies are collected with short, growing pull intervals.
+"""PromptGrid and `collect`: replies are pulled with short, growing intervals.
 
 Flower's real grids are exercised by every simulation test (fedrisk's ServerApp wraps
 the grid it is given); here a scripted grid releases each reply at a set time so the
@@ -16,12 +16,14 @@ from flwr.app import ConfigRecord, Message, RecordDict
 from flwr.serverapp import Grid
 from flwr.supercore.run import Run
 
-from fedrisk.server.prompt_grid import (
+from fedrisk.server.prompt_grid import PromptGrid
+from fedrisk.strategies.exchange import (
     BACKOFF,
     FIRST_PULL_S,
     IN_MEMORY_LONGEST_PULL_S,
     LONGEST_PULL_S,
-    PromptGrid,
+    collect,
+    longest_pull_of,
     pull_delays,
 )
 
@@ -144,10 +146,52 @@ def test_replies_on_a_short_cap_are_waited_for_at_most_the_cap_apart(monkeypatch
         waits.append(seconds)
         real_sleep(seconds)
 
-    monkeypatch.setattr("fedrisk.server.prompt_grid.time.sleep", recorded_sleep)
+    monkeypatch.setattr("fedrisk.strategies.exchange.time.sleep", recorded_sleep)
     grid = ScriptedGrid([0.0, 0.0, 0.3])
     replies = list(PromptGrid(grid, longest_pull=0.005).send_and_receive(outgoing(3), timeout=5))
 
     assert len(replies) == 3
     assert waits and max(waits) == 0.005  # never the networked 250 ms cap
     assert len(grid.pulls) == len(waits) + 1
+
+
+# --- collect: each reply handed over as it is pulled ----------------------------------
+
+
+def test_collect_stops_as_soon_as_on_reply_is_satisfied_and_names_the_unanswered() -> None:
+    grid = ScriptedGrid([0.0, 0.02, 60.0])
+    seen: list[int] = []
+
+    def enough(reply: Message) -> bool:
+        seen.append(reply.content.config_records["r"]["i"])
+        return len(seen) == 2
+
+    began = time.monotonic()
+    got = collect(grid, outgoing(3), timeout=30, on_reply=enough)
+
+    assert time.monotonic() - began < 5.0  # not the 60 s straggler, nor the timeout
+    assert sorted(seen) == [0, 1] and len(got.replies) == 2
+    assert got.stopped_early and got.unanswered == {"m2"}
+
+
+def test_collect_keeps_every_reply_of_the_pull_that_satisfied_it() -> None:
+    grid = ScriptedGrid([0.0, 0.0, 0.0])  # all three arrive in the first pull
+    calls: list[int] = []
+
+    got = collect(grid, outgoing(3), timeout=5, on_reply=lambda r: calls.append(1) or True)
+
+    assert len(got.replies) == 3 and len(calls) == 3  # every arrived reply is handed over
+    assert not got.stopped_early and got.unanswered == set()
+
+
+def test_collect_waits_for_all_when_on_reply_is_never_satisfied_or_until_the_timeout() -> None:
+    done = collect(ScriptedGrid([0.0, 0.03]), outgoing(2), timeout=5, on_reply=lambda r: False)
+    assert len(done.replies) == 2 and not done.stopped_early and done.unanswered == set()
+
+    late = collect(ScriptedGrid([0.0, 60.0]), outgoing(2), timeout=0.2, on_reply=lambda r: False)
+    assert len(late.replies) == 1 and not late.stopped_early and late.unanswered == {"m1"}
+
+
+def test_collect_pulls_a_grid_at_the_pace_it_states_or_its_kind_suggests() -> None:
+    assert longest_pull_of(PromptGrid(ScriptedGrid([]), longest_pull=0.05)) == 0.05
+    assert longest_pull_of(ScriptedGrid([])) == LONGEST_PULL_S

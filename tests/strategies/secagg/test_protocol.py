@@ -402,3 +402,100 @@ def test_empty_vector_masks_and_unmasks(bits: int) -> None:
 
     assert outcome.total is not None, outcome.reason
     assert outcome.total.shape == (0,) and outcome.total.dtype == np.dtype(f"uint{bits}")
+
+
+# --- reveals taken one at a time, as the coordinator pulls them -----------------------
+
+
+def _complete_after(sim: SimRound, order: list[str], reveals: dict) -> int:
+    """Feed ``reveals`` in ``order``; return how many were taken when the sum became complete."""
+    for taken, name in enumerate(order, start=1):
+        if sim.unmasker.take(sim.node(name), reveals[sim.node(name)]):
+            return taken
+    return 0
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize(("banks", "degree", "dropped"), [(9, 0, set()), (10, 4, {"bank-3"})])
+def test_reveals_taken_one_by_one_unmask_as_soon_as_every_secret_has_enough_shares(
+    bits: int, banks: int, degree: int, dropped: set[str]
+) -> None:
+    sim = make_round(banks, bits=bits, degree=degree, length=129)
+    sim.train(dropped)
+    alive = set(sim.unmasker.survivors)
+    reveals = sim.reveals()
+    order = sorted(sim.name(n) for n in alive)
+
+    taken = _complete_after(sim, order, reveals)
+    outcome = sim.unmasker.outcome(awaited_all=False)
+
+    # complete exactly when the last secret reached its threshold, not before
+    heard = {sim.node(name) for name in order[:taken]}
+    for owner in alive:
+        assert _holders_left(sim, owner, heard) >= sim.info.threshold
+    assert 0 < taken < len(order)  # `_complete_after` stops at the first True
+    assert outcome.total is not None, outcome.reason
+    np.testing.assert_array_equal(outcome.total, sim.plaintext_sum(alive))
+    assert outcome.silent == []
+    assert outcome.not_awaited == order[taken:]
+
+
+def test_a_round_unmasked_early_gives_the_same_sum_as_one_that_waited_for_every_reveal() -> None:
+    early = make_round(9, bits=64, length=65, seed=4)
+    early.train()
+    reveals = early.reveals()
+    for node in reversed(early.unmasker.survivors):  # a different arrival order
+        if early.unmasker.take(node, reveals[node]):
+            break
+
+    waited = make_round(9, bits=64, length=65, seed=4)
+    total = waited.run().total
+
+    assert total is not None
+    np.testing.assert_array_equal(early.unmasker.outcome(awaited_all=False).total, total)
+
+
+def test_an_error_reply_counts_as_silence_and_a_second_reveal_from_a_bank_is_ignored() -> None:
+    sim = make_round(7)
+    sim.train()
+    reveals = sim.reveals()
+    first, second, *rest = sim.unmasker.survivors
+
+    assert sim.unmasker.take(first, None) is False  # an error reply: silence
+    assert sim.unmasker.take(first, reveals[first]) is False  # too late: heard once already
+    for node in [second, *rest]:
+        sim.unmasker.take(node, reveals[node])
+    outcome = sim.unmasker.outcome(awaited_all=True)
+
+    assert outcome.total is not None, outcome.reason
+    np.testing.assert_array_equal(outcome.total, sim.plaintext_sum(sim.info.institution_of))
+    assert outcome.silent == [sim.name(first)] and outcome.not_awaited == []
+
+
+def test_stopping_before_the_sum_is_complete_fails_closed_listing_the_unheard_as_silent() -> None:
+    sim = make_round(7)
+    sim.train()
+    reveals = sim.reveals()
+    heard = sim.unmasker.survivors[:3]  # threshold 4: no secret has enough shares yet
+    for node in heard:
+        assert sim.unmasker.take(node, reveals[node]) is False
+
+    outcome = sim.unmasker.outcome(awaited_all=False)
+
+    assert outcome.total is None
+    assert "self-mask has 3 of 4 shares" in outcome.reason
+    assert outcome.silent == sorted(set(sim.info.node_of) - {sim.name(n) for n in heard})
+    assert outcome.not_awaited == []
+
+
+def test_reveals_arriving_after_the_sum_is_complete_are_heard_not_silent() -> None:
+    sim = make_round(5)
+    sim.train()
+    reveals = sim.reveals()
+    done = [sim.unmasker.take(node, record) for node, record in sorted(reveals.items())]
+
+    outcome = sim.unmasker.outcome(awaited_all=True)
+
+    assert done == [False, False, True, True, True]  # threshold 3 of each bank's 5 shares
+    assert outcome.total is not None and outcome.silent == [] and outcome.not_awaited == []
+    np.testing.assert_array_equal(outcome.total, sim.plaintext_sum(sim.info.institution_of))
