@@ -29,46 +29,38 @@ from pathlib import Path
 import numpy as np
 from flwr.app import Array, ArrayRecord
 from flwr.serverapp.strategy import Strategy
-from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedClippingBase
-from flwr.supercore.privacy_accounting import PrivacyAccountant
 
 from fedrisk.conf.root import FedriskConfig, settings_to_json
 from fedrisk.server.records import write_json_atomic
+from fedrisk.server.strategy_state import (
+    CheckpointError,
+    StrategyState,
+    restore_strategy,
+    strategy_chain,
+    strategy_state,
+)
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointWriter",
+    "StrategyState",
+    "config_digest",
+    "has_checkpoint",
+    "load_checkpoint",
+    "restore_strategy",
+    "strategy_chain",
+    "strategy_state",
+    "write_checkpoint",
+]
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
 #: 2 added ``accountants``; a version-1 checkpoint reads as one without accountants.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-#: Strategy attributes saved when present (Flower's FedOpt family: FedAdam, FedYogi…).
-STRATEGY_STATE = ("m_t", "v_t")
 SAMPLING = "random.seed(f'fedrisk/{seed}/{round}/{stage}') before each sampling"
-#: Name of a DP wrapper's accountant in `StrategyState.accountants` (``"{depth}.accountant"``).
-ACCOUNTANT = "accountant"
 _MODEL = "model"
-
-
-class CheckpointError(ValueError):
-    """A run directory's checkpoint is missing, unreadable or from another run."""
-
-
-@dataclass
-class StrategyState:
-    """What a strategy and the strategies it wraps carry from one round to the next.
-
-    Keys are ``"{depth}.{name}"``, depth 0 being the outermost strategy.
-
-    Attributes
-    ----------
-    arrays : dict[str, dict[str, np.ndarray]]
-        Array attributes (FedOpt's ``m_t``, ``v_t``), kept in the ``.npz``.
-    accountants : dict[str, dict[str, object]]
-        Each DP wrapper's accountant as its ``state_dict()`` (JSON), kept in
-        ``state.json``.
-    """
-
-    arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    accountants: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,57 +122,6 @@ class Checkpoint:
 def config_digest(settings: FedriskConfig) -> str:
     """SHA-256 of the configuration, ignoring ``resume``."""
     return hashlib.sha256(settings_to_json(replace(settings, resume="")).encode()).hexdigest()
-
-
-def strategy_state(strategy: Strategy) -> StrategyState:
-    """Return the saved attributes and accountants of ``strategy`` and the strategies it wraps."""
-    state = StrategyState()
-    for depth, current in enumerate(strategy_chain(strategy)):
-        for name in STRATEGY_STATE:
-            value = getattr(current, name, None)
-            if isinstance(value, Mapping):
-                state.arrays[f"{depth}.{name}"] = {k: np.asarray(v) for k, v in value.items()}
-        accountant = _accountant_of(current)
-        if accountant is not None:
-            state.accountants[f"{depth}.{ACCOUNTANT}"] = accountant.state_dict()
-    return state
-
-
-def restore_strategy(strategy: Strategy, state: StrategyState) -> None:
-    """Put saved attributes and accountants back on ``strategy`` and the strategies it wraps.
-
-    Every accountant is checked and restored before any attribute is set.
-
-    Raises
-    ------
-    CheckpointError
-        If the checkpoint holds state for a strategy the run does not have, lacks the
-        state of an accountant the run keeps, or holds an accountant's state of
-        another privacy configuration.
-    """
-    chain = strategy_chain(strategy)
-    for key in state.arrays:
-        depth, name = key.split(".", 1)
-        if int(depth) >= len(chain) or name not in STRATEGY_STATE:
-            raise CheckpointError(f"the checkpoint holds strategy state {key!r} this run lacks")
-    accountants = {
-        f"{depth}.{ACCOUNTANT}": accountant
-        for depth, current in enumerate(chain)
-        if (accountant := _accountant_of(current)) is not None
-    }
-    for key in state.accountants:
-        if key not in accountants:
-            raise CheckpointError(f"the checkpoint holds accountant state {key!r} this run lacks")
-    for key, accountant in accountants.items():
-        if key not in state.accountants:
-            raise CheckpointError(
-                f"the checkpoint holds no state for the run's accountant {key!r} (written "
-                f"before checkpoint format 2?); its privacy spending cannot be continued"
-            )
-        _load_accountant(key, accountant, state.accountants[key])
-    for key, arrays in state.arrays.items():
-        depth, name = key.split(".", 1)
-        setattr(chain[int(depth)], name, {k: np.array(v) for k, v in arrays.items()})
 
 
 def write_checkpoint(run_dir: Path, checkpoint: Checkpoint) -> None:
@@ -273,45 +214,6 @@ def load_checkpoint(run_dir: Path) -> Checkpoint:
         if isinstance(err, CheckpointError):
             raise
         raise CheckpointError(f"{state_path}: unreadable checkpoint ({err})") from None
-
-
-def strategy_chain(strategy: Strategy) -> list[object]:
-    """Return ``strategy`` and the strategies it wraps, outermost first."""
-    chain: list[object] = []
-    current: object = strategy
-    while current is not None:
-        chain.append(current)
-        current = getattr(current, "strategy", None)
-    return chain
-
-
-def _accountant_of(strategy: object) -> PrivacyAccountant | None:
-    """Return the accountant of a Flower DP wrapper, if ``strategy`` is one that keeps one."""
-    if isinstance(strategy, DifferentialPrivacyFixedClippingBase):
-        return strategy.accountant
-    return None
-
-
-def _load_accountant(key: str, accountant: PrivacyAccountant, saved: dict[str, object]) -> None:
-    """Continue ``accountant`` from ``saved`` (its ``state_dict()`` in the checkpoint)."""
-    ours = accountant.state_dict()["config"]
-    theirs = saved.get("config")
-    if isinstance(ours, dict) and isinstance(theirs, dict) and theirs != ours:
-        differences = "; ".join(
-            f"{name} {theirs.get(name)!r}, this run {value!r}"
-            for name, value in ours.items()
-            if theirs.get(name) != value
-        )
-        raise CheckpointError(
-            f"the checkpoint's accountant {key!r} was kept under another privacy "
-            f"configuration ({differences})"
-        )
-    try:
-        accountant.load_state_dict(saved)
-    except ValueError as err:
-        raise CheckpointError(
-            f"the checkpoint's accountant {key!r} is unreadable ({err})"
-        ) from None
 
 
 @dataclass(frozen=True)

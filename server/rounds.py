@@ -18,18 +18,14 @@ from flwr.serverapp.strategy import Strategy
 from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedClippingBase
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedrisk.server.checkpoint import (
-    Checkpoint,
-    CheckpointWriter,
-    restore_strategy,
-    strategy_chain,
-)
+from fedrisk.server.checkpoint import Checkpoint, CheckpointWriter
 from fedrisk.server.evaluation import federated_metrics
 from fedrisk.server.grid_view import EligibleGrid
 from fedrisk.server.loop_state import loop_state, restore_loop
 from fedrisk.server.records import RunRecorder
 from fedrisk.server.roll_call import Roster
 from fedrisk.server.round_replies import ReplySorter
+from fedrisk.server.strategy_state import restore_strategy, strategy_chain
 from fedrisk.server.update_validation import UpdateValidator
 from fedrisk.strategies import messages
 from fedrisk.strategies.secagg.strategy import SecureAggregation
