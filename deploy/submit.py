@@ -31,7 +31,7 @@ from fedrisk.deploy.command import ArgumentParser
 from fedrisk.deploy.control import Control, ControlError, RunState
 from fedrisk.deploy.folders import CoordinatorFolder, FolderError
 from fedrisk.deploy.processes import stop_requests
-from fedrisk.deploy.resume import ResumedRun, resume_dir, resumed_run
+from fedrisk.deploy.resume import ResumedRun, record_held_out, resume_dir, resumed_run
 from fedrisk.deploy.run_config import compose, for_consortium, save_config, write_app
 from fedrisk.server.checkpoint import has_checkpoint
 from fedrisk.server.records import SUMMARY_FILE, write_json_atomic
@@ -98,6 +98,7 @@ def run_command(argv: Sequence[str]) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     if resumed is None:
         save_config(settings, run_dir / "config.yaml")
+        record_held_out(run_dir, test)
     else:  # the run's own config.yaml stays; a summary would be of the crashed attempt
         (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
     app = write_app(
@@ -163,7 +164,7 @@ def _resumed(
             f"`resume` continues {run_dir} with the schema in its own config.yaml; "
             f"drop --schema {args.schema}"
         )
-    return resumed_run(run_dir, overrides, manifest=folder.manifest)
+    return resumed_run(run_dir, overrides, manifest=folder.manifest, test=Path(args.test))
 
 
 @dataclass(frozen=True)

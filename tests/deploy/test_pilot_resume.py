@@ -11,7 +11,7 @@ from fedrisk.cli import main
 from fedrisk.conf.root import ConfigError, settings_from_run_config
 from fedrisk.deploy.folders import CoordinatorFolder
 from fedrisk.deploy.provision import ConsortiumSpec, provision
-from fedrisk.deploy.resume import resume_dir, resumed_run
+from fedrisk.deploy.resume import HELD_OUT_FILE, record_held_out, resume_dir, resumed_run
 from fedrisk.deploy.run_config import compose, for_consortium, save_config, write_app
 from fedrisk.server.checkpoint import Checkpoint, config_digest, write_checkpoint
 from fedrisk.strategies import messages
@@ -124,3 +124,31 @@ def test_resume_refuses_the_run_of_another_consortium(
         ConfigError, match=r"is a run of consortium 'pilot' .*got consortium 'other'"
     ):
         resumed_run(crashed, [f"resume={crashed}"], manifest=manifest)
+
+
+def test_resume_refuses_another_held_out_table_than_the_run_started_with(
+    consortium: Path, crashed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started = tmp_path / "heldout.csv"
+    started.write_text("x,y\n1,0\n")
+    record_held_out(crashed, started)
+    other = tmp_path / "other.csv"
+    other.write_text("x,y\n1,1\n")
+    run = ("run", "--consortium", str(consortium / "coordinator"))
+    folder = CoordinatorFolder.open(consortium / "coordinator")
+
+    err = _refusal(capsys, *run, "--test", str(other), f"resume={crashed}")
+    assert f"--test {other} is not the held-out table {crashed} started with" in err
+    assert str(started.resolve()) in err
+
+    moved = tmp_path / "moved.csv"  # the same table under another name is the same table
+    shutil.copy(started, moved)
+    resumed = resumed_run(crashed, [f"resume={crashed}"], manifest=folder.manifest, test=moved)
+    assert resumed.completed_round == 2
+
+    (crashed / HELD_OUT_FILE).write_text("{not json")
+    err = _refusal(capsys, *run, "--test", str(started), f"resume={crashed}")
+    assert f"{crashed / HELD_OUT_FILE}: unreadable" in err
+
+    (crashed / HELD_OUT_FILE).unlink()  # a run from before the record: not checked
+    assert resumed_run(crashed, [f"resume={crashed}"], manifest=folder.manifest, test=other)
