@@ -29,7 +29,7 @@ RFC8439_242_CIPHERTEXT_64 = bytes.fromhex(
 
 def _keystream(key: bytes, counter: int, nonce12: bytes, nbytes: int) -> bytes:
     # cryptography's 16-byte nonce = 4-byte little-endian counter || 12-byte RFC nonce.
-    out = np.empty(nbytes, dtype=np.uint8)
+    out = np.zeros(nbytes, dtype=np.uint8)  # the keystream is the encryption of zeros
     _keystream_into(key, counter.to_bytes(4, "little") + nonce12, out)
     return out.tobytes()
 
