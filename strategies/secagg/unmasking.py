@@ -256,10 +256,13 @@ class RoundUnmasker:
             ``not_awaited`` instead.
         """
         name = self.info.institution_of
-        unheard = [name[n] for n in self.survivors if n not in self._heard]
-        refused = [name[n] for n in self.survivors if n in self._heard - self._answered]
-        silent = sorted(refused + unheard) if awaited_all or not self.complete else refused
-        not_awaited = [] if awaited_all or not self.complete else unheard
+        waited = awaited_all or not self.complete  # then whoever did not answer is silent
+        silent = [
+            name[n]
+            for n in self.survivors
+            if n not in self._answered and (waited or n in self._heard)
+        ]
+        not_awaited = [] if waited else [name[n] for n in self.survivors if n not in self._heard]
         problems = [
             f"{name[owner]}'s self-mask has {len(self._shares[owner])} of "
             f"{self.info.threshold} shares"
