@@ -1,7 +1,8 @@
 """privacy=central: Flower's DP-FedAvg wrappers and accountant, labelled institution-level.
 
 One server-side run carries the recording assertions and is also the uninterrupted
-twin of a run killed with SIGKILL after its first round and resumed.
+twin of a run killed with SIGKILL after its first round and resumed. Client-side
+clipping under secure aggregation gets its own such pair.
 """
 
 import json
@@ -80,11 +81,37 @@ def test_server_side_institution_level_epsilon_is_recorded(whole):
     _check_institution_level(whole, ROUNDS)
 
 
-def test_client_side_institution_level_epsilon_is_recorded(tmp_path, simulate):
-    run_dir = tmp_path / "client"
-    simulate(run_dir, *CENTRAL, "rounds=2", "privacy.central_clipping_side=client")
+#: Client-side clipping with the noise added to the securely aggregated sum.
+CLIENT_SECURE = (*CENTRAL, "privacy.central_clipping_side=client", "secagg=secaggplus")
 
-    _check_institution_level(run_dir, 2)
+
+@pytest.fixture(scope="module")
+def client_secure(tmp_path_factory) -> tuple[Path, Path]:
+    """Client-side clipping under SecAgg+: a whole run, and one killed after round 1 and
+    resumed (new run keys at its roll call; the accountant and noise go on)."""
+    root = tmp_path_factory.mktemp("central-secure")
+    simulate_into(root / "whole", *CLIENT_SECURE, f"rounds={ROUNDS}")
+    crashed = root / "crashed"
+    simulate_killed(crashed, *CLIENT_SECURE, f"rounds={ROUNDS}", after_rounds=KILL_AFTER)
+    done = run_cli("simulate", f"resume={crashed}", cwd=root)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return root / "whole", crashed
+
+
+def test_client_side_epsilon_under_secure_aggregation_survives_a_resume(client_secure):
+    whole, crashed = client_secure
+
+    _check_institution_level(whole, ROUNDS)
+    _check_institution_level(crashed, ROUNDS)
+    with np.load(crashed / "model.npz") as a, np.load(whole / "model.npz") as b:
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert _summary(crashed)["institution_level"] == _summary(whole)["institution_level"]
+    for got, want in zip(_lines(crashed), _lines(whole), strict=True):
+        assert got["secagg"]["unmasked"] and want["secagg"]["unmasked"]
+        assert got["secagg"]["aggregate_sha256"] == want["secagg"]["aggregate_sha256"]
+        assert got["institution_level_epsilon"] == want["institution_level_epsilon"]
+        assert got["central"] == want["central"]
 
 
 def _without_timing(lines: list[dict]) -> list[dict]:
