@@ -43,7 +43,6 @@ __all__ = [
 
 #: In the run directory: the held-out table a pilot run was started with, and its SHA-256.
 HELD_OUT_FILE = "held-out.json"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -146,8 +145,5 @@ def _check_held_out(run_dir: Path, test: Path) -> None:
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
