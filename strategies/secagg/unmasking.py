@@ -112,7 +112,6 @@ class RoundUnmasker:
         self._answered: set[int] = set()  # ... and whose reveal was well formed
         self._shares: dict[int, list[tuple[int, bytes]]] = {}
         self._got_key_shares: dict[int, list[tuple[int, bytes]]] = {}
-        self._seeds_done: set[int] = set()
         self._keys_done: set[int] = set()
         self._key_problems: dict[int, str] = {}
         self._sum: np.ndarray | None = None
@@ -233,16 +232,22 @@ class RoundUnmasker:
             got.append((index, value))
             if secret == "self" and len(got) == info.threshold:
                 self._remove_self_mask(got)
-                self._seeds_done.add(owner)
             elif secret == "key" and len(got) == self._key_threshold(owner):
                 self._remove_pair_masks(owner, got)
         return self.complete
 
     @property
     def complete(self) -> bool:
-        """Whether every mask that must come off has been removed (or failed to)."""
-        return len(self._seeds_done) == len(self._vectors) and all(
-            owner in self._keys_done for owner in self._needed
+        """Whether every mask that must come off has been removed.
+
+        A self-mask comes off when its seed reaches the threshold of shares; a round
+        key that fails to reconstruct keeps the round incomplete.
+        """
+        threshold = self.info.threshold
+        return (
+            self._closed
+            and all(len(got) >= threshold for got in self._shares.values())
+            and all(owner in self._keys_done for owner in self._needed)
         )
 
     def outcome(self, *, awaited_all: bool) -> UnmaskOutcome:
@@ -267,7 +272,7 @@ class RoundUnmasker:
             f"{name[owner]}'s self-mask has {len(self._shares[owner])} of "
             f"{self.info.threshold} shares"
             for owner in self.survivors
-            if owner not in self._seeds_done
+            if len(self._shares[owner]) < self.info.threshold
         ]
         for owner in self._needed:
             if owner in self._key_problems:
