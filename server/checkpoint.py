@@ -32,27 +32,7 @@ from flwr.serverapp.strategy import Strategy
 
 from fedrisk.conf.root import FedriskConfig, settings_to_json
 from fedrisk.server.records import write_json_atomic
-from fedrisk.server.strategy_state import (
-    CheckpointError,
-    StrategyState,
-    restore_strategy,
-    strategy_chain,
-    strategy_state,
-)
-
-__all__ = [
-    "Checkpoint",
-    "CheckpointError",
-    "CheckpointWriter",
-    "StrategyState",
-    "config_digest",
-    "has_checkpoint",
-    "load_checkpoint",
-    "restore_strategy",
-    "strategy_chain",
-    "strategy_state",
-    "write_checkpoint",
-]
+from fedrisk.server.strategy_state import CheckpointError, StrategyState, strategy_state
 
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"

@@ -89,4 +89,4 @@ class PromptGrid(Grid):
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
         """Push ``messages`` and collect replies until all arrived or ``timeout`` passed."""
-        return collect(self, messages, timeout=timeout, longest_pull=self.longest_pull).replies
+        return collect(self, messages, timeout=timeout).replies  # at `self.longest_pull`

@@ -18,12 +18,10 @@ from fedrisk.server.checkpoint import (
     Checkpoint,
     CheckpointError,
     CheckpointWriter,
-    StrategyState,
     config_digest,
     load_checkpoint,
-    restore_strategy,
-    strategy_state,
 )
+from fedrisk.server.strategy_state import StrategyState, restore_strategy, strategy_state
 from fedrisk.simulations.entry import check_overrides
 from fedrisk.strategies import build_strategy
 from fedrisk.strategies.central_dp import wrap_central_dp
