@@ -8,6 +8,7 @@ aggregate metrics; rows, features and labels never leave the node.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 
 import torch
@@ -31,12 +32,15 @@ from fedrisk.client.ledger_reply import ledger
 from fedrisk.client.node_data import institution_seed
 from fedrisk.client.node_setup import (
     NodeSetup,
+    checked_identity,
     local_model,
+    node_identity,
     node_record,
     node_setup,
     row_metrics,
     run_id_of,
 )
+from fedrisk.client.policy_rules import PolicyRefusal
 from fedrisk.client.private_update import TrainedUpdate, train_private_update
 from fedrisk.client.risk_reply import risk
 from fedrisk.client.secure_handlers import (
@@ -65,6 +69,7 @@ KEYS_ACTION = wire.KEYS_MESSAGE_TYPE.split(".", 1)[1]
 LEDGER_ACTION = messages.LEDGER_MESSAGE_TYPE.split(".", 1)[1]
 EXPLAIN_ACTION = messages.EXPLAIN_MESSAGE_TYPE.split(".", 1)[1]
 RISK_ACTION = RISK_MESSAGE_TYPE.split(".", 1)[1]
+_LOG = logging.getLogger(__name__)
 
 
 def query(msg: Message, context: Context) -> Message:
@@ -250,6 +255,35 @@ def central_clipping_mod(
     return call_next(msg, context)
 
 
+def policy_mod(
+    msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
+) -> Message:
+    """Check every message's run against the bank's policy before any handler runs.
+
+    A run that asks for less than the policy is answered with a typed refusal naming
+    the rule (`fedrisk.client.policy_rules.PolicyRefusal`): nothing is trained, masked,
+    evaluated or explained, and the refusal is in the coordinator's run record.
+    """
+    try:
+        checked_identity(context)
+    except PolicyRefusal as err:
+        institution = node_identity(context).institution
+        _LOG.warning("%s refused a %s message: %s", institution, msg.metadata.message_type, err)
+        content = RecordDict(
+            {
+                messages.NODE: ConfigRecord({messages.INSTITUTION: institution}),
+                messages.REFUSAL: ConfigRecord(
+                    {
+                        messages.REFUSAL_REASON: f"{institution}: {err}",
+                        messages.REFUSAL_RULE: err.rule,
+                    }
+                ),
+            }
+        )
+        return Message(content=content, reply_to=msg)
+    return call_next(msg, context)
+
+
 def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
     """Build the fedrisk ClientApp.
 
@@ -261,7 +295,7 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
         because ``flwr.simulation.run_simulation`` has no run-config argument.
     """
     mods = [] if run_config is None else [run_config_mod(dict(run_config))]
-    mods += [fault_mod, central_clipping_mod]
+    mods += [policy_mod, fault_mod, central_clipping_mod]
     client = ClientApp(mods=mods)
     client.query()(query)
     client.train()(train)

@@ -9,6 +9,15 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 
 from fedrisk.client.node_data import NodeData, load_node_data
+from fedrisk.client.policy import (
+    POLICY_FILE,
+    LoadedPolicy,
+    NodePolicy,
+    PolicyError,
+    load_policy,
+    simulated_policy,
+)
+from fedrisk.client.policy_rules import check_run
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
 from fedrisk.models.tabular import build_model
 from fedrisk.strategies import WEIGHT_KEY, messages
@@ -21,41 +30,118 @@ class NodeSetup:
     settings: FedriskConfig
     institution: str
     data: NodeData
+    policy: NodePolicy
 
 
-def node_setup(context: Context) -> NodeSetup:
-    """Identify this node's institution and load its validated data.
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Which institution a node is, where its table lies, and the policy it enforces."""
+
+    settings: FedriskConfig
+    institution: str
+    path: Path
+    policy: LoadedPolicy
+
+
+def node_identity(context: Context) -> NodeIdentity:
+    """Identify this node's institution and load its bank's policy (nothing else).
+
+    Deployment: the node config names the institution, its table and its policy
+    file. Simulation: the partition id picks the institution; its policy is
+    ``simulation.policy_dir/<bank>.yaml`` if set, else built from the run's
+    configuration (`fedrisk.client.policy.simulated_policy`).
 
     Raises
     ------
     ValueError
         If the node config names neither an institution nor a partition.
-    fedrisk.data.errors.DataValidationError
-        If the institution's table fails validation.
+    fedrisk.client.policy.PolicyError
+        If a deployed node has no policy, or the policy file is invalid.
     """
     settings = settings_from_run_config(context.run_config)
     node_config = context.node_config
     if messages.NODE_INSTITUTION in node_config:
         institution = str(node_config[messages.NODE_INSTITUTION])
         path = Path(str(node_config[messages.NODE_DATA_PATH]))
+        if messages.NODE_POLICY not in node_config:
+            raise PolicyError(
+                f"{institution}'s node config must name its policy file (`policy`); write "
+                f"one with `fedrisk consortium join` ({POLICY_FILE} in the bank's folder)"
+            )
+        policy = load_policy(Path(str(node_config[messages.NODE_POLICY])))
     elif messages.PARTITION_ID in node_config:
         names = messages.institutions_of(context.run_config)
         institution = names[int(node_config[messages.PARTITION_ID])]
         path = Path(str(context.run_config[messages.DATA_DIR])) / institution / "train.parquet"
+        folder = settings.simulation.policy_dir
+        policy = (
+            load_policy(Path(folder) / f"{institution}.yaml")
+            if folder
+            else LoadedPolicy(simulated_policy(settings, institution), schema=None)
+        )
     else:
         raise ValueError(
             f"node config must set `institution` and `data-path`; got keys {sorted(node_config)}"
         )
+    return NodeIdentity(settings=settings, institution=institution, path=path, policy=policy)
+
+
+def checked_identity(context: Context) -> NodeIdentity:
+    """Identify the node and check the run against its bank's policy.
+
+    Raises
+    ------
+    fedrisk.client.policy_rules.PolicyRefusal
+        Naming the rule the run breaks.
+    """
+    identity = node_identity(context)
+    check_run(
+        identity.settings,
+        identity.policy,
+        institution=identity.institution,
+        institutions=len(_institutions(context)),
+    )
+    return identity
+
+
+def _institutions(context: Context) -> list[str]:
+    try:
+        return messages.institutions_of(context.run_config)
+    except ValueError:
+        return []
+
+
+def node_setup(context: Context) -> NodeSetup:
+    """Identify this node's institution, check its policy and load its validated data.
+
+    The validation split follows the policy's secret seed, never the coordinator's.
+
+    Raises
+    ------
+    ValueError
+        If the node config names neither an institution nor a partition.
+    fedrisk.client.policy_rules.PolicyRefusal
+        If the run asks for less than the bank's policy.
+    fedrisk.data.errors.DataValidationError
+        If the institution's table fails validation.
+    """
+    identity = checked_identity(context)
+    settings = identity.settings
     if settings.task.schema is None:
         raise ValueError("`task.schema` must be resolved before the run starts; got None")
     data = load_node_data(
-        path,
+        identity.path,
         settings.task.schema,
-        institution=institution,
+        institution=identity.institution,
         min_rows=settings.task.train.batch_size,
-        seed=settings.seed,
+        seed=identity.policy.policy.validation_seed,
     )
-    return NodeSetup(settings=settings, institution=institution, data=data)
+    return NodeSetup(
+        settings=settings,
+        institution=identity.institution,
+        data=data,
+        policy=identity.policy.policy,
+    )
 
 
 def local_model(setup: NodeSetup, arrays: ArrayRecord) -> torch.nn.Module:

@@ -46,11 +46,16 @@ class SimulationConfig:
         Also train the pooled and local-only comparison models.
     verbose : bool (default: False)
         Show Flower's and Ray's own log lines.
+    policy_dir : str | None (default: None)
+        A folder of bank policies (``<bank>.yaml``, as ``fedrisk consortium join``
+        writes them) that the simulated nodes enforce instead of the policy built from
+        this configuration (see :mod:`fedrisk.client.policy`).
     """
 
     cpus_per_client: float = field(default=1.0, metadata={"help": "CPUs per ClientApp"})
     baselines: bool = field(default=True, metadata={"help": "train pooled/local baselines"})
     verbose: bool = field(default=False, metadata={"help": "show Flower and Ray logs"})
+    policy_dir: str | None = field(default=None, metadata={"help": "banks' policy files"})
 
     def __post_init__(self) -> None:
         if not self.cpus_per_client > 0:

@@ -2,8 +2,9 @@
 
 The privacy ledger is kept per institution *and* dataset, because privacy loss composes
 over every release computed from the same records. The fingerprint identifies the
-records, not the file: it ignores row order, file format and columns not used in
-training, and a number hashes the same whether it was stored as ``3`` or ``3.0``.
+records, not the file: it ignores row order, column order, file format and columns not
+used in training, and a number hashes the same whether it was stored as ``3`` or ``3.0``.
+Nothing the coordinator chooses (e.g. the order of ``task.schema``) changes it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-FINGERPRINT_DOMAIN = b"fedrisk/dataset-fingerprint/v1\x00"
+FINGERPRINT_DOMAIN = b"fedrisk/dataset-fingerprint/v2\x00"
 _NUMBER, _BIG_INTEGER, _STRING, _TIME = b"f", b"i", b"s", b"t"
 _TRUE, _FALSE, _NULL = b"T", b"F", b"n"
 _FLOAT_BIG_ENDIAN = np.dtype(">f8")
@@ -30,7 +31,7 @@ def dataset_fingerprint(table: pd.DataFrame, *, columns: Sequence[str]) -> str:
     table : pd.DataFrame
         The training table.
     columns : Sequence[str]
-        The columns that training reads, in the order they are hashed.
+        The columns that training reads, in any order (they are hashed sorted by name).
 
     Returns
     -------
@@ -47,18 +48,20 @@ def dataset_fingerprint(table: pd.DataFrame, *, columns: Sequence[str]) -> str:
 
     Notes
     -----
-    Encoding, version 1. A cell is ``f`` + its IEEE-754 binary64 value, big-endian
+    Encoding, version 2 (version 1 hashed the columns in the order given, so a
+    reordered schema gave a new fingerprint and a fresh ledger). A cell is ``f`` + its IEEE-754 binary64 value, big-endian
     (integers convert exactly up to 2**53; ``-0.0`` is folded into ``0.0``), or ``i`` +
     a length-prefixed decimal for larger integers, ``T`` / ``F`` for booleans, ``n`` for
     a missing value, ``s`` + a length-prefixed UTF-8 string, ``t`` + a length-prefixed
     ISO-8601 timestamp; a length prefix is the byte count in decimal followed by ``:``.
     Cells are self-delimiting, so a row is its cells concatenated and the rows,
     sorted bytewise, are concatenated too. The digest covers the domain label, the
-    column count, each length-prefixed column name, the row count and the rows.
+    column count, each length-prefixed column name (sorted by its UTF-8 bytes), the row
+    count and the rows (cells in the same column order).
     """
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"`table` must be a pandas DataFrame; got {type(table).__name__}")
-    names = list(columns)
+    names = sorted(columns, key=lambda name: str(name).encode("utf-8"))
     if not names or len(set(names)) != len(names):
         raise ValueError(f"`columns` must be non-empty and free of repeats; got {names}")
     missing = [name for name in names if name not in table.columns]

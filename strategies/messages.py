@@ -31,6 +31,8 @@ INSTITUTION = "institution"
 #: A reply that declines to train carries this ConfigRecord instead of arrays.
 REFUSAL = "refusal"
 REFUSAL_REASON = "reason"
+#: The bank policy rule a refusal names (`fedrisk.client.policy_rules`).
+REFUSAL_RULE = "rule"
 #: Config record of a reply that sends an already released round again
 #: (`fedrisk.privacy.resend.ResendStatement`, signed by the bank).
 RESENT = "resent"
@@ -76,6 +78,8 @@ NODE_INSTITUTION = "institution"
 NODE_DATA_PATH = "data-path"
 NODE_STATE_DIR = "state-dir"
 NODE_MANIFEST = "manifest"
+#: The bank's own policy file (`fedrisk.client.policy`), kept at the node.
+NODE_POLICY = "policy"
 #: Key Flower's simulation engine sets in every virtual node's ``node_config``.
 PARTITION_ID = "partition-id"
 

@@ -69,15 +69,24 @@ def test_duplicate_rows_count() -> None:
     )
 
 
-def test_column_order_given_explicitly_matters() -> None:
+def test_column_order_given_does_not_matter() -> None:
+    # The coordinator chooses the order of `task.schema`: reordering it must not give the
+    # bank a new fingerprint (and with it a fresh ledger and budget).
     table = pd.DataFrame({"a": [1.0, 2.0], "b": [1.0, 2.0]})
     swapped = pd.DataFrame({"a": [1.0, 3.0], "b": [1.0, 2.0]})
 
-    assert dataset_fingerprint(table, columns=["a", "b"]) != dataset_fingerprint(
+    assert dataset_fingerprint(table, columns=["a", "b"]) == dataset_fingerprint(
         table, columns=["b", "a"]
-    )  # same values, but the names are hashed in the given order
-    assert dataset_fingerprint(swapped, columns=["a", "b"]) != dataset_fingerprint(
+    )
+    assert dataset_fingerprint(swapped, columns=["a", "b"]) == dataset_fingerprint(
         swapped, columns=["b", "a"]
+    )
+    assert dataset_fingerprint(table, columns=["a", "b"]) != dataset_fingerprint(
+        swapped, columns=["a", "b"]
+    )
+    renamed = table.rename(columns={"a": "c"})
+    assert dataset_fingerprint(renamed, columns=["c", "b"]) != dataset_fingerprint(
+        table, columns=["a", "b"]
     )
 
 
