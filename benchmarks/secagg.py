@@ -280,7 +280,9 @@ def build_apps(
                 },
             )
             setup = {wire.SETUP: keys.setup_record()}
-        roster = roll_call(grid, expected=names, minimum=n_clients, timeout=timeout, setup=setup)
+        roster = roll_call(
+            grid, expected=names, minimum=n_clients, timeout=timeout, identities=None, setup=setup
+        )
         if secure is not None:
             for name in names:
                 secure.register(name, roster.node_of[name], roster.adverts[name])

@@ -25,7 +25,7 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from fedrisk.client import private_round, secagg_node, secure_update
+from fedrisk.client import identity, private_round, secagg_node, secure_update
 from fedrisk.client.explain_reply import explain
 from fedrisk.client.faults import fault_mod
 from fedrisk.client.ledger_reply import ledger
@@ -84,6 +84,7 @@ def query(msg: Message, context: Context) -> Message:
     secagg = setup.settings.secagg
     metrics = row_metrics(setup)
     content = RecordDict({messages.NODE: node_record(setup), messages.METRICS: metrics})
+    content.update(identity.proof_records(msg.content, context, setup.institution))
     if secagg.enabled:
         try:
             advert = secagg_node.advertisement(

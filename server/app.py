@@ -91,12 +91,16 @@ def coordinate(
         raise ValueError("`task.schema` must be resolved before the run starts; got None")
     institutions = messages.institutions_of(run_config)
     minimum = settings.strategy.min_train_nodes
-    keys = _run_keys(settings, run_config)
+    manifest = _manifest(run_config)
+    keys = _run_keys(settings, manifest)
+    run_id = messages.run_id_of(run_config) or str(grid.run.run_id)
     roster = roll_call(
         grid,
         expected=institutions,
         minimum=minimum,
         timeout=settings.roll_call_timeout,
+        identities={r.name: manifest.public_key(r.name) for r in manifest.institutions},
+        run_id=run_id,
         setup=None if keys is None else {wire.SETUP: keys.setup_record()},
     )
 
@@ -123,7 +127,6 @@ def coordinate(
         )
     if keys is not None:
         strategy = _secure(strategy, settings, keys, roster, n_institutions=len(institutions))
-    run_id = messages.run_id_of(run_config) or str(grid.run.run_id)
     resumed = None
     if run_config.get(messages.RESUME) == "true":
         resumed = load_checkpoint(run_dir)
@@ -221,17 +224,27 @@ def coordinate(
 app = make_server_app()
 
 
-def _run_keys(settings: FedriskConfig, run_config: Mapping[str, object]) -> RunKeys | None:
-    """Fresh run tag and salt, and the manifest's signing keys, under secure aggregation."""
-    if not settings.secagg.enabled:
-        return None
+def _manifest(run_config: Mapping[str, object]) -> ConsortiumManifest:
+    """Load the consortium manifest: every institution's key (roll call, SecAgg, ledgers).
+
+    Raises
+    ------
+    ValueError
+        If the run config names no manifest, or it does not validate.
+    """
     path = run_config.get(messages.MANIFEST)
     if not path:
         raise ValueError(
-            "secagg=secaggplus needs the consortium manifest (`manifest` in the run config); "
-            "got none"
+            f"`{messages.MANIFEST}` in the run config must name the consortium manifest "
+            "(nodes prove their institution against it); got none"
         )
-    manifest = ConsortiumManifest.load(Path(str(path)))
+    return ConsortiumManifest.load(Path(str(path)))
+
+
+def _run_keys(settings: FedriskConfig, manifest: ConsortiumManifest) -> RunKeys | None:
+    """Fresh run tag and salt, and the manifest's signing keys, under secure aggregation."""
+    if not settings.secagg.enabled:
+        return None
     return RunKeys.fresh({r.name: manifest.public_key(r.name) for r in manifest.institutions})
 
 

@@ -1,8 +1,12 @@
 """Roll call: learn which institution stands behind each connected node.
 
-The coordinator asks every node who it is before round 1. Nodes that name an
-institution outside the consortium are left out of the run, and the roll call
-waits (up to a timeout) until every expected institution has answered.
+The coordinator asks every node who it is before round 1, with a fresh challenge per
+node. A node proves the institution it names by signing the challenge with that
+institution's key from the consortium manifest
+(`fedrisk.strategies.roll_call_identity`). Nodes that name an institution outside the
+consortium, or one they cannot prove, are left out of the run (and listed in
+``rejected``); an impostor does not take the slot, and the roll call waits (up to a
+timeout) until every expected institution has answered.
 """
 
 from __future__ import annotations
@@ -11,10 +15,19 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flwr.app import ConfigRecord, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
 
 from fedrisk.strategies import WEIGHT_KEY, messages
+from fedrisk.strategies.roll_call_identity import (
+    CHALLENGE,
+    IDENTITY,
+    SIGNATURE,
+    IdentityRefused,
+    fresh_challenge,
+    verify_identity,
+)
 from fedrisk.strategies.secagg import wire
 
 
@@ -50,6 +63,8 @@ def roll_call(
     expected: Sequence[str],
     minimum: int,
     timeout: float,
+    identities: Mapping[str, Ed25519PublicKey] | None,
+    run_id: str = "",
     poll: float = 0.5,
     setup: Mapping[str, ConfigRecord] | None = None,
 ) -> Roster:
@@ -65,6 +80,12 @@ def roll_call(
         Fewest institutions the run can start with.
     timeout : float
         Seconds to wait for the whole consortium.
+    identities : Mapping[str, Ed25519PublicKey] | None
+        Each institution's signing key from the manifest: a node must prove the name
+        it claims with it. ``None`` asks for no proof (benchmarks of the bare protocol
+        only; fedrisk's ServerApp always passes the manifest's keys).
+    run_id : str (default: "")
+        The run id the proofs are bound to (fedrisk's, else Flower's).
     poll : float (default: 0.5)
         Seconds between checks for newly connected nodes.
     setup : Mapping[str, ConfigRecord] | None (default: None)
@@ -87,13 +108,16 @@ def roll_call(
     refusals: dict[str, str] = {}
     privacy: dict[str, dict[str, float]] = {}
     adverts: dict[str, bytes] = {}
+    impostors: set[int] = set()
     deadline = time.monotonic() + timeout
     while True:
         asked = set(node_of.values()) | set(rejected)
         new = sorted(set(grid.get_node_ids()) - asked)
         if new:
+            challenges = {node: fresh_challenge() for node in new} if identities is not None else {}
             replies = grid.send_and_receive(
-                _queries(new, setup or {}), timeout=max(1.0, deadline - time.monotonic())
+                _queries(new, setup or {}, challenges),
+                timeout=max(1.0, deadline - time.monotonic()),
             )
             for reply in replies:
                 src = reply.metadata.src_node_id
@@ -115,7 +139,15 @@ def roll_call(
                     continue
                 if name not in wanted:
                     rejected[src] = f"institution {name!r} is not in the consortium"
-                elif name in node_of:
+                    continue
+                if identities is not None:
+                    try:
+                        _check_identity(reply, identities, challenges, name, run_id)
+                    except IdentityRefused as err:
+                        rejected[src] = f"refused: node claims {name!r} without proof ({err})"
+                        impostors.add(src)
+                        continue
+                if name in node_of:
                     rejected[src] = f"institution {name!r} already answered from another node"
                 else:
                     node_of[name] = src
@@ -133,9 +165,10 @@ def roll_call(
                     opening = {k: messages.number(metrics, k) for k in metrics if k != WEIGHT_KEY}
                     if opening:
                         privacy[name] = opening
-        answered = len(node_of) + len(rejected)
+        answered = len(node_of) + len(rejected) - len(impostors)
         # Done when every institution is here, or when as many nodes as institutions
-        # have answered (some with errors): waiting longer only delays the failure.
+        # have answered (some with errors): waiting longer only delays the failure. An
+        # impostor does not count: the bank it claims to be may still answer.
         if len(node_of) == len(wanted) or answered >= len(wanted):
             break
         if time.monotonic() >= deadline:
@@ -159,8 +192,35 @@ def roll_call(
     )
 
 
-def _queries(node_ids: Iterable[int], setup: Mapping[str, ConfigRecord]) -> list[Message]:
-    return [
-        Message(content=RecordDict(dict(setup)), message_type=MessageType.QUERY, dst_node_id=node)
-        for node in node_ids
-    ]
+def _check_identity(
+    reply: Message,
+    identities: Mapping[str, Ed25519PublicKey],
+    challenges: Mapping[int, bytes],
+    name: str,
+    run_id: str,
+) -> None:
+    """Verify that ``reply`` proves ``name``; raise `IdentityRefused` otherwise."""
+    src = reply.metadata.src_node_id
+    if name not in identities:
+        raise IdentityRefused(f"the manifest lists no key for {name!r}")
+    proof = reply.content.config_records.get(IDENTITY)
+    verify_identity(
+        identities[name],
+        None if proof is None else proof.get(SIGNATURE),
+        challenge=challenges[src],
+        run_id=run_id,
+        node_id=src,
+        institution=name,
+    )
+
+
+def _queries(
+    node_ids: Iterable[int], setup: Mapping[str, ConfigRecord], challenges: Mapping[int, bytes]
+) -> list[Message]:
+    queries = []
+    for node in node_ids:
+        content = RecordDict(dict(setup))
+        if node in challenges:
+            content[IDENTITY] = ConfigRecord({CHALLENGE: challenges[node]})
+        queries.append(Message(content=content, message_type=MessageType.QUERY, dst_node_id=node))
+    return queries

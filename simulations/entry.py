@@ -166,20 +166,20 @@ def run_simulation_job(
         f"secure aggregation {settings.secagg.mode.value}, "
         f"{settings.rounds} rounds, seed {settings.seed} → {run_dir}"
     )
-    provisioned = None
-    if settings.privacy.mode is PrivacyMode.dpsgd or settings.secagg.enabled:
-        profiles = institution_profiles(settings.consortium, seed=settings.seed)
-        if {p.name for p in profiles} != set(built.institutions):
-            profiles = table_institutions(built)  # banks split from a real table
-        provisioned = provision(settings, profiles, run_dir=run_dir)
+    # Every simulated bank gets its own signing key and the run a manifest, whatever the
+    # privacy mode: nodes prove their institution in the roll call as in deployment.
+    profiles = institution_profiles(settings.consortium, seed=settings.seed)
+    if {p.name for p in profiles} != set(built.institutions):
+        profiles = table_institutions(built)  # banks split from a real table
+    provisioned = provision(settings, profiles, run_dir=run_dir)
     run_config = build_run_config(
         settings,
         run_dir=str(run_dir),
         data_dir=str(built.data_dir),
         test_path=str(built.test_path),
         institutions=built.institutions,
-        manifest=str(provisioned.manifest_path) if provisioned else "",
-        state_dir=str(provisioned.state_dir) if provisioned else "",
+        manifest=str(provisioned.manifest_path),
+        state_dir=str(provisioned.state_dir),
         run_id=run_id,
         resume=bool(settings.resume),
     )

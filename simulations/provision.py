@@ -1,4 +1,4 @@
-"""Provision a simulated consortium for DP: each bank's signing key, the manifest, ledgers.
+"""Provision a simulated consortium: each bank's signing key, the manifest, ledgers.
 
 Each simulated institution gets a folder of its own (its private Ed25519 key, mode
 0600, and its ledgers); the public manifest (names, public keys, budgets) goes in the
