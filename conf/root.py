@@ -142,6 +142,17 @@ class FedriskConfig:
                     f"`strategy.min_train_nodes` must be at most the {count} institutions of "
                     f"consortium {consortium.name}; got {self.strategy.min_train_nodes}"
                 )
+        task = self.task
+        if (
+            self.privacy.mode is PrivacyMode.dpsgd
+            and isinstance(task, TaskConfig)
+            and task.train.pos_weight is None
+        ):
+            raise ValueError(
+                "`task.train.pos_weight` must be a fixed number with privacy=dpsgd (a class "
+                "weight computed from a bank's own labels is a release DP-SGD does not "
+                "account for; e.g. task.train.pos_weight=19 for a 5% positive rate); got null"
+            )
         if self.privacy.mode is PrivacyMode.central:
             if self.strategy.fraction_train != 1.0:
                 raise ValueError(
