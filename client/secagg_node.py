@@ -41,9 +41,16 @@ from fedrisk.secure.signing import sign
 from fedrisk.strategies.secagg.advert import Advertisement
 from fedrisk.strategies.secagg.consistency import check_signatures, statement
 from fedrisk.strategies.secagg.encoding import Encoding, encode_update
+from fedrisk.strategies.secagg.graph import least_threshold
 from fedrisk.strategies.secagg.key_shares import seal_round_key_shares
 from fedrisk.strategies.secagg.keys import NodeKeys
-from fedrisk.strategies.secagg.masking import mask_input, reveal, reveal_record, shares_record
+from fedrisk.strategies.secagg.masking import (
+    check_survivors,
+    mask_input,
+    reveal,
+    reveal_record,
+    shares_record,
+)
 from fedrisk.strategies.secagg.round_info import RoundInfo, check_header, header
 from fedrisk.strategies.secagg.wire import (
     ABORT,
@@ -63,6 +70,7 @@ from fedrisk.strategies.secagg.wire import (
     REVEAL,
     ROUND,
     ROUND_KEY,
+    RULE_KEY,
     RUN_TAG_KEY,
     SALT_KEY,
     SHARE_PREFIX,
@@ -74,6 +82,7 @@ from fedrisk.strategies.secagg.wire import (
     VECTOR_KEY,
     VERSION_KEY,
     ProtocolAbort,
+    Rule,
     Stage,
 )
 
@@ -160,16 +169,24 @@ def prepare_round(
     institution: str,
     server_round: int,
     rounds: int,
+    min_threshold_fraction: float | None = None,
 ) -> PreparedRound:
     """Check a training instruction's SecAgg+ records before any training happens.
+
+    Parameters
+    ----------
+    min_threshold_fraction : float | None (default: None)
+        The bank's own floor (its node policy): the round's threshold must exceed this
+        share of the holders of this node's self-mask; ``None`` takes the run's.
 
     Raises
     ------
     Readvertised
         If the node holds no keys for this run.
     ProtocolAbort
-        If the instruction is malformed or replayed, or a peer's advertisement does not
-        verify against the manifest (naming the peer).
+        If the instruction is malformed or replayed, a peer's advertisement does not
+        verify against the manifest (naming the peer), or the round's threshold is below
+        the bank's floor (stage ``train``, rule ``min_threshold``).
     """
     record = msg.content.config_records.get(ROUND)
     if record is None:
@@ -185,6 +202,16 @@ def prepare_round(
         )
     if info.node_of.get(institution) != context.node_id:
         raise ProtocolAbort(Stage.train, "the round does not list this node for this institution")
+    floor = bank_threshold(info, context.node_id, min_threshold_fraction)
+    if info.threshold < floor:
+        holders = len(info.holders(context.node_id))
+        raise ProtocolAbort(
+            Stage.train,
+            f"`secagg.threshold` must be at least {floor} of the {holders} "
+            f"holders of this bank's self-mask (more than {min_threshold_fraction:.3g} of them, "
+            f"its policy); got {info.threshold}",
+            rule=Rule.min_threshold,
+        )
     last = context.state.config_records.get(ROUND_STATE)
     if last is not None and last.get(RUN_TAG_KEY) == info.run_tag:
         done = _number(last, "round")
@@ -238,29 +265,58 @@ def masked_records(
     }
 
 
-def unmask(msg: Message, context: Context, *, secagg: SecAggConfig, institution: str) -> RecordDict:
+def unmask(
+    msg: Message,
+    context: Context,
+    *,
+    secagg: SecAggConfig,
+    institution: str,
+    min_threshold_fraction: float | None = None,
+) -> RecordDict:
     """Answer the unmask request: self-mask shares of survivors, key shares of dropouts.
+
+    Nothing is revealed unless the survivor set holds at least the threshold of this
+    node's share holders (the larger of the run's threshold and the bank's floor) and,
+    with the consistency check, at least a quorum of survivors signed exactly that set,
+    which this node signed too.
+
+    Parameters
+    ----------
+    min_threshold_fraction : float | None (default: None)
+        The bank's own floor, as in `prepare_round`.
 
     Raises
     ------
     ProtocolAbort
         If the request is for a round this node did not mask, it already revealed, the
-        survivor set does not partition the round, consistency signatures fail, or a
-        share fails authentication.
+        survivor set does not partition the round or is below the threshold (stage
+        ``unmask``, rule ``survivor_threshold``), consistency signatures fail (stage
+        ``consistency``, rule ``signature_quorum`` or ``consistent_set``), or a share
+        fails authentication. A refusal does not use up the node's one reveal.
     """
     request = _request(msg, UNMASK, Stage.unmask)
     info, state = _last_round(context, secagg, request, Stage.unmask)
     if state.get("revealed"):
         raise ProtocolAbort(Stage.unmask, f"already revealed for round {info.round}")
     survivors = _partition(request, info, Stage.unmask)
+    floor = bank_threshold(info, context.node_id, min_threshold_fraction)
+    check_survivors(info, me=context.node_id, survivors=survivors, min_threshold=floor)
     manifest = trusted_manifest(context, institution)
     if secagg.consistency_check:
         if state.get("signed") != statement(info, survivors=sorted(survivors)):
             raise ProtocolAbort(
-                Stage.consistency, "the survivor set differs from the one this node signed"
+                Stage.consistency,
+                "the survivor set differs from the one this node signed",
+                rule=Rule.consistent_set,
             )
         signers = {name: manifest.public_key(name) for name in info.node_of}
-        check_signatures(request, info=info, survivors=sorted(survivors), signers=signers)
+        check_signatures(
+            request,
+            info=info,
+            survivors=sorted(survivors),
+            signers=signers,
+            quorum=max(info.threshold, floor),
+        )
     state["revealed"] = True  # before revealing: a second request is refused even after a crash
     context.state[ROUND_STATE] = state
     keys, own = own_keys(context, institution)
@@ -277,30 +333,54 @@ def unmask(msg: Message, context: Context, *, secagg: SecAggConfig, institution:
         own_share=open_from_state(
             context, institution, state.get("own-share"), purpose=_own_share_purpose(info)
         ),
+        min_threshold=floor,
     )
     return RecordDict({REVEAL: reveal_record(result, info=info, institution=institution)})
 
 
 def consistency(
-    msg: Message, context: Context, *, secagg: SecAggConfig, institution: str
+    msg: Message,
+    context: Context,
+    *,
+    secagg: SecAggConfig,
+    institution: str,
+    min_threshold_fraction: float | None = None,
 ) -> RecordDict:
     """Sign the survivor set of the round this node masked (once).
+
+    Parameters
+    ----------
+    min_threshold_fraction : float | None (default: None)
+        The bank's own floor, as in `prepare_round`.
 
     Raises
     ------
     ProtocolAbort
-        If the request is for another round, the set does not partition the round, or
-        this node already signed a different set.
+        If the request is for another round, the set does not partition the round,
+        leaves this node out, holds fewer of its share holders than the threshold (rule
+        ``survivor_threshold``), or this node already signed a different set (rule
+        ``consistent_set``).
     """
     request = _request(msg, CONSISTENCY, Stage.consistency)
     info, state = _last_round(context, secagg, request, Stage.consistency)
     survivors = _partition(request, info, Stage.consistency)
     if context.node_id not in survivors:
         raise ProtocolAbort(Stage.consistency, "the survivor set leaves out this node")
+    check_survivors(
+        info,
+        me=context.node_id,
+        survivors=survivors,
+        min_threshold=bank_threshold(info, context.node_id, min_threshold_fraction),
+        stage=Stage.consistency,
+    )
     message = statement(info, survivors=sorted(survivors))
     signed = state.get("signed")
     if signed and signed != message:
-        raise ProtocolAbort(Stage.consistency, "asked to sign a second, different survivor set")
+        raise ProtocolAbort(
+            Stage.consistency,
+            "asked to sign a second, different survivor set",
+            rule=Rule.consistent_set,
+        )
     state["signed"] = message
     context.state[ROUND_STATE] = state
     state_dir, _ = locations(context, institution)
@@ -311,15 +391,41 @@ def consistency(
 def abort_record(err: ProtocolAbort) -> ConfigRecord:
     """Build the record a node replies with when it stops the protocol."""
     return ConfigRecord(
-        {STAGE_KEY: err.stage.value, REASON_KEY: err.reason, PEER_KEY: err.peer or ""}
+        {
+            STAGE_KEY: err.stage.value,
+            REASON_KEY: err.reason,
+            PEER_KEY: err.peer or "",
+            RULE_KEY: "" if err.rule is None else err.rule.value,
+        }
     )
+
+
+def bank_threshold(info: RoundInfo, node: int, min_threshold_fraction: float | None) -> int:
+    """Return the bank's floor on the threshold: more than the fraction of ``node``'s holders.
+
+    0 (no floor beyond the run's) when ``min_threshold_fraction`` is ``None``.
+
+    Raises
+    ------
+    ValueError
+        If ``min_threshold_fraction`` is not in [0.5, 1).
+    """
+    if min_threshold_fraction is None:
+        return 0
+    if not 0.5 <= min_threshold_fraction < 1.0:
+        raise ValueError(
+            f"`min_threshold_fraction` must be in [0.5, 1); got {min_threshold_fraction}"
+        )
+    return least_threshold(len(info.holders(node)), min_threshold_fraction)
 
 
 def readvertise_record(err: Readvertised) -> dict[str, ConfigRecord]:
     """Build the records of a reply that re-advertises instead of training."""
     return {
         ADVERT: ConfigRecord({ADVERT_KEY: err.advert}),
-        ABORT: ConfigRecord({STAGE_KEY: Stage.advertise.value, REASON_KEY: str(err), PEER_KEY: ""}),
+        ABORT: ConfigRecord(
+            {STAGE_KEY: Stage.advertise.value, REASON_KEY: str(err), PEER_KEY: "", RULE_KEY: ""}
+        ),
     }
 
 

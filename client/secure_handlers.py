@@ -86,7 +86,7 @@ def check_not_revealed(context: Context, institution: str, server_round: int) ->
 
 
 def consistency(msg: Message, context: Context) -> Message:
-    """Sign the survivor set of the round (optional consistency round)."""
+    """Sign the survivor set of the round (the consistency round)."""
     return _answer(
         msg,
         context,

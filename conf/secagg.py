@@ -36,7 +36,7 @@ class StageTimeouts:
     train : float | None (default: None)
         Masked-update stage (the training round); ``None`` uses ``round_timeout``.
     consistency : float (default: 60.0)
-        The optional consistency round.
+        The consistency round.
     unmask : float (default: 60.0)
         The unmask round.
     """
@@ -69,8 +69,10 @@ class SecAggConfig:
         degree at least the number of participants, uses the full graph.
     threshold : int (default: 0)
         Self-mask shares needed to unmask one institution, which keeps one share and
-        gives one to each neighbour; 0 picks a strict majority of those degree + 1
-        shares. Must exceed half of them.
+        gives one to each neighbour (``s`` = degree + 1 shares; the number of
+        institutions on the complete graph). 0 picks ``⌊2s/3⌋ + 1``, strictly above two
+        thirds (Bonawitz et al.'s active-adversary bound). An explicit threshold may be
+        lower, down to a strict majority of ``s``; see Notes for what that gives up.
     bits : int (default: 64)
         Word size of the fixed-point encoding: 64, or 32 to halve what travels (at
         about 1e-5 resolution; training amplifies that over rounds, measured +0.0009
@@ -85,26 +87,68 @@ class SecAggConfig:
     max_rows : int (default: 1000000)
         Public bound on any institution's training rows: updates are weighted by
         rows / max_rows, and the row count itself travels only masked.
-    consistency_check : bool (default: False)
-        Run Bonawitz et al.'s consistency round: survivors sign the survivor set
-        before anyone reveals a share. Off by default (a coordinator that shows
-        different dropout sets to different banks is outside the default threat model).
+    consistency_check : bool (default: True)
+        Run Bonawitz et al.'s consistency round: survivors sign the survivor set, and a
+        bank reveals only if a quorum of survivors (the threshold, on the complete
+        graph) signed exactly the set it is shown. One more message round per
+        training round. Turning it off gives up the guarantee against a coordinator
+        that shows different banks different survivor sets (see Notes).
     on_failure : FailurePolicy (default: skip)
         When a round cannot be unmasked: ``skip`` keeps the previous model and goes
         on; ``stop`` ends the run.
     timeouts : StageTimeouts
         Per-stage timeouts.
+
+    Notes
+    -----
+    Whatever the settings, a bank reveals nothing at unmask when the survivor set it
+    is shown holds fewer than ``t`` of its own share holders (itself and its
+    neighbours), and reveals at most once per round.
+
+    **Who can unmask an honest bank** (complete graph, ``n`` institutions, ``s = n``
+    shares, threshold ``t``, round keys shared among the other ``n − 1`` with
+    threshold ``m = ⌊(n−1)/2⌋ + 1``), the coordinator together with ``k`` colluding
+    banks can unmask it
+
+    - with the consistency check, when ``k ≥ min(2t − s, t − 1, m)``, and not with
+      fewer (Bonawitz et al.'s argument: honest banks sign one set each): ``2t − s``
+      colluders sign two survivor sets, each reaching ``t`` signatures with a
+      different group of honest banks, one group revealing the bank's self-mask and
+      the other its round key; ``t − 1`` colluders make a survivor set of the bank
+      and themselves, whose sum is the bank's update; ``m`` colluders rebuild the
+      bank's round key from their own shares;
+    - without it, already when ``k ≥ t + m − n`` (at least 1 for any valid ``t``; the
+      smallest coalition we know of, not a proven bound): the coordinator tells
+      ``t − 1 − k`` honest banks that the bank survived and ``m − k`` others that it
+      dropped, no signature binding the two sets together.
+
+    ============  ==========  ========  ========  ===========  ===================
+    institutions  t (auto)    dropouts  k, check  k, no check  k, check, majority t
+    ============  ==========  ========  ========  ===========  ===================
+    3             3           0         2         2            1 (t = 2)
+    5             4           1         3         2            1 (t = 3)
+    10            7           3         4         2            2 (t = 6)
+    20            14          6         8         4            2 (t = 11)
+    ============  ==========  ========  ========  ===========  ===================
+
+    "dropouts": banks that may drop before masking or go silent at unmask, in total,
+    and the round still unmasks (``s − t``). With 3 institutions nobody may drop: a
+    run that must tolerate a dropout needs at least 4 (or an explicit lower
+    threshold, accepting the column on the right). On a sparse graph (``degree``)
+    ``s`` is the degree + 1 and the bounds hold per neighbourhood; the consistency
+    quorum is then ``n − (s − t)`` survivors so that two groups of honest signers
+    cannot both reach it.
     """
 
     mode: SecAggMode = field(default=SecAggMode.none, metadata={"help": "secure aggregation"})
     degree: int = field(default=0, metadata={"help": "SecAgg+ neighbours; 0 = full graph"})
-    threshold: int = field(default=0, metadata={"help": "shares to unmask; 0 = majority"})
+    threshold: int = field(default=0, metadata={"help": "shares to unmask; 0 = above 2/3"})
     bits: int = field(default=64, metadata={"help": "fixed-point word size: 64 or 32"})
     clip: float = field(default=4.0, metadata={"help": "clipping range of a coordinate"})
     scale_bits: int | None = field(default=None, metadata={"help": "fractional bits"})
     stochastic_rounding: bool = field(default=True, metadata={"help": "unbiased rounding"})
     max_rows: int = field(default=1_000_000, metadata={"help": "public bound on rows"})
-    consistency_check: bool = field(default=False, metadata={"help": "consistency round"})
+    consistency_check: bool = field(default=True, metadata={"help": "consistency round"})
     on_failure: FailurePolicy = field(
         default=FailurePolicy.skip, metadata={"help": "skip | stop a failed round"}
     )

@@ -1,11 +1,14 @@
-"""The optional consistency round (Bonawitz et al., CCS 2017, the active-adversary variant).
+"""The consistency round (Bonawitz et al., CCS 2017, the active-adversary variant).
 
 Before anyone reveals a share, every survivor signs the statement "round ``r`` of run
 ``t``: these nodes sent masked vectors, these did not" with its Ed25519 key from the
 manifest. The unmask request carries the signatures; an institution reveals only if at
-least ``threshold`` survivors signed the very statement it signed itself. A coordinator
-that shows different survivor sets to different institutions is then caught before it
-can collect a self-mask and the pairwise seeds of the same institution.
+least a quorum of survivors (``RoundInfo.signature_quorum``: the threshold on the
+complete graph) signed the very statement it signed itself, and no signature in the
+request is over another set. A coordinator that shows different survivor sets to
+different institutions is then caught before it can collect a self-mask and the
+pairwise seeds of the same institution, unless enough banks collude with it to sign
+both sets (see `fedrisk.conf.secagg.SecAggConfig` for the exact bound).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from fedrisk.strategies.secagg.wire import (
     SIGNATURE_PREFIX,
     SURVIVORS_KEY,
     ProtocolAbort,
+    Rule,
     Stage,
 )
 
@@ -91,16 +95,28 @@ def check_signatures(
     info: RoundInfo,
     survivors: Sequence[int],
     signers: Mapping[str, Ed25519PublicKey],
+    quorum: int,
 ) -> None:
     """Check an unmask request's signatures before revealing anything.
+
+    Every signature in the request must be a survivor's, over exactly ``survivors``;
+    at least ``quorum`` distinct survivors must have signed.
+
+    Parameters
+    ----------
+    quorum : int
+        Signatures needed: at least ``info.signature_quorum`` (the caller may ask for
+        more, e.g. a bank's own minimum threshold).
 
     Raises
     ------
     ProtocolAbort
-        At stage ``consistency`` if a signature does not verify (naming its signer),
-        comes from a non-survivor, or fewer than ``threshold`` survivors signed.
+        At stage ``consistency``: rule ``consistent_set`` if a signature does not verify
+        over this survivor set (naming its signer) or comes from a non-survivor; rule
+        ``signature_quorum`` if fewer than ``quorum`` survivors signed.
     """
     check_header(request, Stage.consistency, run_tag=info.run_tag, round=info.round)
+    needed = max(quorum, info.signature_quorum)
     message = statement(info, survivors=survivors)
     alive = {info.institution_of[n] for n in survivors}
     valid = 0
@@ -109,16 +125,25 @@ def check_signatures(
             continue
         signer = key[len(SIGNATURE_PREFIX) :]
         if signer not in alive or not isinstance(signature, bytes):
-            raise ProtocolAbort(Stage.consistency, "signature from a non-survivor", peer=signer)
+            raise ProtocolAbort(
+                Stage.consistency,
+                "signature from a non-survivor",
+                peer=signer,
+                rule=Rule.consistent_set,
+            )
         try:
             verify_signature(signers[signer], signature, message, context=CONSISTENCY_CONTEXT)
         except SignatureInvalid:
             raise ProtocolAbort(
-                Stage.consistency, "signed a different survivor set", peer=signer
+                Stage.consistency,
+                "signed a different survivor set",
+                peer=signer,
+                rule=Rule.consistent_set,
             ) from None
         valid += 1
-    if valid < info.threshold:
+    if valid < needed:
         raise ProtocolAbort(
             Stage.consistency,
-            f"only {valid} survivors signed the survivor set (need {info.threshold})",
+            f"only {valid} survivors signed the survivor set (need {needed})",
+            rule=Rule.signature_quorum,
         )

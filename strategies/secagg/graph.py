@@ -10,6 +10,7 @@ institution computes the same graph itself and the coordinator cannot choose it.
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
 from collections.abc import Sequence
 
@@ -59,13 +60,32 @@ def neighbours(
     }
 
 
+def auto_threshold(holders: int) -> int:
+    """Return the automatic share threshold: strictly above two thirds of ``holders``.
+
+    ``⌊2·holders/3⌋ + 1`` is Bonawitz et al.'s bound for an active coordinator (CCS 2017,
+    the variant with the consistency round): two disjoint groups of honest holders,
+    each reaching the threshold together with ``k`` colluding ones, need
+    ``2·threshold ≤ holders + k``, so with this threshold ``k`` must be at least a third
+    of the holders.
+    """
+    return 2 * holders // 3 + 1
+
+
+def least_threshold(holders: int, fraction: float) -> int:
+    """Return the least threshold above ``fraction`` of ``holders``: ``⌊fraction·holders⌋+1``."""
+    return math.floor(fraction * holders) + 1
+
+
 def threshold_for(holders: int, configured: int) -> int:
     """Self-mask shares needed to unmask one institution whose seed has ``holders`` shares.
 
     An institution keeps one share of its self-mask seed and gives one to each
-    neighbour, so ``holders`` is its degree plus one. ``configured`` of 0 means a strict
-    majority. A threshold at or below half would let a coordinator collect a threshold
-    of shares of one secret from one half of the holders and of another from the other.
+    neighbour, so ``holders`` is its degree plus one. ``configured`` of 0 picks
+    `auto_threshold` (above two thirds). An explicit threshold may be lower, down to a
+    strict majority (see `fedrisk.conf.secagg.SecAggConfig` for what that gives up); at
+    or below half, a coordinator could collect a threshold of shares of one secret from
+    one half of the holders and of another from the other.
 
     Raises
     ------
@@ -73,7 +93,7 @@ def threshold_for(holders: int, configured: int) -> int:
         If no valid threshold exists (fewer than 3 holders) or the configured one is
         not in ``(holders / 2, holders]``.
     """
-    threshold = configured or holders // 2 + 1
+    threshold = configured or auto_threshold(holders)
     if holders < 3 or not (holders / 2 < threshold <= holders):
         raise ValueError(
             f"the share threshold must exceed half of the {holders} share holders and not "

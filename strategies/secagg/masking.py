@@ -40,6 +40,7 @@ from fedrisk.strategies.secagg.wire import (
     SHARE_AAD_LABEL,
     SHARE_PREFIX,
     ProtocolAbort,
+    Rule,
     Stage,
 )
 
@@ -130,6 +131,7 @@ def reveal(
     key_shares_to_me: Mapping[int, bytes],
     institutions: Sequence[str],
     own_share: bytes,
+    min_threshold: int = 0,
 ) -> Reveal:
     """Answer the unmask request for the round described by ``info``.
 
@@ -146,16 +148,22 @@ def reveal(
         Every institution of the consortium manifest (fixes share indices).
     own_share : bytes
         ``index || share`` of its own self-mask that ``me`` kept when masking.
+    min_threshold : int (default: 0)
+        The bank's own minimum threshold; the one enforced is the larger of it and the
+        round's.
 
     Raises
     ------
     ProtocolAbort
         At stage ``unmask`` if ``me`` is not a survivor, the survivor set names a node
-        outside the round, or a share fails authentication (naming its sender).
+        outside the round, fewer of ``me``'s share holders (its neighbours and itself)
+        survive than the threshold (rule ``survivor_threshold``; nothing is revealed),
+        or a share fails authentication (naming its sender).
     """
     participants = set(info.institution_of)
     if not survivors <= participants or me not in survivors:
         raise ProtocolAbort(Stage.unmask, "the survivor set does not match this round")
+    check_survivors(info, me=me, survivors=survivors, min_threshold=min_threshold)
     identity = keys.identity()
     neighbours = info.graph[me]
     shares: dict[int, bytes] = {me: own_share}
@@ -190,6 +198,37 @@ def reveal(
         if owner in participants - survivors
     }
     return Reveal(shares=shares, key_shares=key_shares)
+
+
+def check_survivors(
+    info: RoundInfo,
+    *,
+    me: int,
+    survivors: Set[int],
+    min_threshold: int = 0,
+    stage: Stage = Stage.unmask,
+) -> None:
+    """Refuse a survivor set holding fewer of ``me``'s share holders than the threshold.
+
+    The threshold is the larger of the round's and ``min_threshold`` (the bank's own).
+    A bank that revealed for such a set would help a coordinator that shows each bank
+    another set to collect both secrets of one institution.
+
+    Raises
+    ------
+    ProtocolAbort
+        At ``stage``, rule ``survivor_threshold``.
+    """
+    threshold = max(info.threshold, min_threshold)
+    holders = info.holders(me)
+    present = len(set(holders) & survivors)
+    if present < threshold:
+        raise ProtocolAbort(
+            stage,
+            f"the survivor set must hold at least {threshold} of this node's {len(holders)} "
+            f"share holders (itself and its neighbours); got {present}",
+            rule=Rule.survivor_threshold,
+        )
 
 
 def peers_index(info: RoundInfo, *, owner: int, holder: int) -> int:

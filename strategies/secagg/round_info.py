@@ -80,14 +80,34 @@ class RoundInfo:
             list(self.node_of.values()), degree=self.degree, run_tag=self.run_tag, round=self.round
         )
 
+    def holders(self, node: int) -> tuple[int, ...]:
+        """Who holds shares of ``node``'s self-mask: its neighbours and itself, sorted."""
+        return tuple(sorted((*self.graph[node], node)))
+
+    @cached_property
+    def shares(self) -> int:
+        """Shares of one self-mask in the smallest neighbourhood (degree + 1)."""
+        return min(len(peers) for peers in self.graph.values()) + 1
+
     @cached_property
     def threshold(self) -> int:
         """Self-mask shares needed to unmask one participant."""
-        smallest = min(len(peers) for peers in self.graph.values()) + 1  # + own share
         try:
-            return threshold_for(smallest, self.threshold_setting)
+            return threshold_for(self.shares, self.threshold_setting)
         except ValueError as err:
             raise ProtocolAbort(Stage.train, str(err)) from None
+
+    @cached_property
+    def signature_quorum(self) -> int:
+        """Survivors that must sign one survivor set before anyone reveals (consistency).
+
+        All participants but as many as one neighbourhood may lose (``shares −
+        threshold``): on the complete graph that is the threshold itself; on a sparse
+        graph it is more, so that two disjoint groups of honest signers cannot both
+        reach it (the round keys are shared with every institution, not only with
+        neighbours).
+        """
+        return len(self.node_of) - (self.shares - self.threshold)
 
     def to_record(self) -> ConfigRecord:
         """Build the record sent with the training instruction."""

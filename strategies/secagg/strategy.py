@@ -1,9 +1,9 @@
 """``SecureAggregation``: wrap any ``flwr.serverapp`` strategy's aggregation in SecAgg+.
 
 The wrapper adds the round description and any unseen key advertisements to each
-training instruction, accepts only masked replies, runs the optional consistency round
-and the unmask round itself (on the grid it was given in ``configure_train``; it ends
-as soon as every mask is off, see `fedrisk.strategies.secagg.unmasking`), decodes
+training instruction, accepts only masked replies, runs the consistency round (on by
+default) and the unmask round itself (on the grid it was given in ``configure_train``;
+it ends as soon as every mask is off, see `fedrisk.strategies.secagg.unmasking`), decodes
 the unmasked sum into the weighted mean model and the mean training loss, and hands
 that to the wrapped strategy as identical replies (one per survivor, equal weights), so
 FedAvg, FedProx, FedAdam and Flower's client-side DP wrapper aggregate it unchanged.
@@ -252,7 +252,7 @@ class SecureAggregation(Strategy):
             signatures, dropped["consistency"] = collect_signatures(
                 self._grid_or_fail(), unmasker, timeout=self._timeouts[Stage.consistency]
             )
-            if len(signatures) < info.threshold:
+            if len(signatures) < info.signature_quorum:
                 return self._fail(
                     record, f"only {len(signatures)} survivors signed the survivor set"
                 )

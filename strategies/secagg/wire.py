@@ -17,7 +17,7 @@ PROTOCOL_VERSION = 1
 
 #: Message type of the unmask round (a Flower ``query`` with a custom action).
 UNMASK_MESSAGE_TYPE = "query.secagg_unmask"
-#: Message type of the optional consistency round.
+#: Message type of the consistency round.
 CONSISTENCY_MESSAGE_TYPE = "query.secagg_consistency"
 #: Message type of the once-per-key exchange that hands out shares of round keys.
 KEYS_MESSAGE_TYPE = "query.secagg_keys"
@@ -56,6 +56,7 @@ SIGNATURE_PREFIX = "signature:"  # + signer (consistency round)
 STAGE_KEY = "stage"
 REASON_KEY = "reason"
 PEER_KEY = "peer"
+RULE_KEY = "rule"
 
 # Domain-separation labels (signatures, AEAD associated data, public graph seed).
 ADVERT_CONTEXT = b"fedrisk/secagg-advertisement/v1"
@@ -77,6 +78,19 @@ class Stage(str, Enum):
     unmask = "unmask"
 
 
+class Rule(str, Enum):
+    """Rules by which a bank refuses to go on; named in its `ProtocolAbort`."""
+
+    #: The run's threshold is below the bank's own minimum (its node policy).
+    min_threshold = "secagg.min_threshold"
+    #: Fewer of the bank's share holders are in the survivor set than its threshold.
+    survivor_threshold = "unmask.survivors-below-threshold"
+    #: Fewer survivors signed the survivor set the bank is shown than the quorum.
+    signature_quorum = "consistency.signature-quorum"
+    #: A signature over another survivor set, or from a non-survivor.
+    consistent_set = "consistency.one-survivor-set"
+
+
 class ProtocolAbort(Exception):
     """A party stopped the protocol; the message names the stage and, if known, the peer.
 
@@ -88,11 +102,17 @@ class ProtocolAbort(Exception):
         What went wrong, in one sentence.
     peer : str | None (default: None)
         The institution at fault, when one is identified.
+    rule : Rule | None (default: None)
+        The security rule by which a bank refused, when the abort is a refusal.
     """
 
-    def __init__(self, stage: Stage, reason: str, *, peer: str | None = None) -> None:
+    def __init__(
+        self, stage: Stage, reason: str, *, peer: str | None = None, rule: Rule | None = None
+    ) -> None:
         self.stage = stage
         self.peer = peer
         self.reason = reason
+        self.rule = rule
         who = f" (peer {peer})" if peer else ""
-        super().__init__(f"secure aggregation aborted at stage {stage.value}{who}: {reason}")
+        by = f" [rule {rule.value}]" if rule else ""
+        super().__init__(f"secure aggregation aborted at stage {stage.value}{who}{by}: {reason}")

@@ -320,7 +320,10 @@ def _unmask(
     info = masked.info
     reveals = {}
     by_name = {}
-    for node, request in masked.unmasker.requests().items():
+    requests = masked.unmasker.requests()
+    if signatures is None and c.secagg.consistency_check:
+        signatures = _sign_all(c, masked)
+    for node, request in requests.items():
         name = info.institution_of[node]
         if revealing is not None and name not in revealing:
             continue  # silent at unmask
@@ -366,6 +369,17 @@ def _consistency_request(
     record[wire.SURVIVORS_KEY] = sorted(survivors)
     record[wire.DROPPED_KEY] = sorted(dropped)
     return record
+
+
+def _sign_all(c: Consortium, masked: MaskedRound) -> dict[str, bytes]:
+    """The consistency round: every survivor signs the survivor set (some may then still
+    go silent at unmask)."""
+    unmasker = masked.unmasker
+    asked = _consistency_request(masked.info, unmasker.survivors, unmasker.dropped)
+    signatures: dict[str, bytes] = {}
+    for node in unmasker.survivors:
+        signatures.update(c.sign(masked.info.institution_of[node], asked))
+    return signatures
 
 
 def _state_bytes(context: Context) -> list[bytes]:
@@ -589,6 +603,9 @@ def test_replayed_training_instruction_and_second_unmask_are_refused(tmp_path: P
     c = _consortium(tmp_path)
     masked = _train(c, 1)
     requests = masked.unmasker.requests()
+    signatures = _sign_all(c, masked)
+    for r in requests.values():
+        r.update(signatures)
     request = requests[NODE_IDS["bank_a"]]
 
     # An unmask request for another round is refused and does not use up the reveal.
@@ -835,7 +852,7 @@ def test_unmask_without_signing_is_refused_under_consistency_check(tmp_path: Pat
     masked = _train(c, 1)
 
     with pytest.raises(ProtocolAbort) as caught:
-        _unmask(c, masked)
+        _unmask(c, masked, signatures={})
 
     assert caught.value.stage is Stage.consistency
 

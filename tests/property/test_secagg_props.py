@@ -63,7 +63,13 @@ def test_unmasked_total_is_the_plaintext_sum_exactly_when_recoverable(
     gone = {name for name, flag in zip(names, dropped, strict=True) if flag}
     quiet = {name for name, flag in zip(names, silent, strict=True) if flag} - gone
     survivors = {sim.node(name) for name in names if name not in gone}
-    answering = {sim.node(name) for name in names if name not in gone | quiet}
+    # a survivor among fewer than `threshold` of its share holders refuses to reveal
+    refusing = {
+        sim.name(v)
+        for v in survivors
+        if len(set(sim.info.holders(v)) & survivors) < sim.info.threshold
+    } - quiet
+    answering = {sim.node(name) for name in names if name not in gone | quiet | refusing}
 
     outcome = sim.run(dropped=gone, silent=quiet)
 
@@ -76,4 +82,5 @@ def test_unmasked_total_is_the_plaintext_sum_exactly_when_recoverable(
     else:
         assert outcome.total is None
         assert outcome.reason
-    assert sorted(outcome.silent) == sorted(quiet)
+    assert set(sim.refused) == refusing
+    assert sorted(outcome.silent) == sorted(quiet | refusing)

@@ -19,6 +19,7 @@ from fedrisk.strategies.secagg.key_shares import seal_round_key_shares
 from fedrisk.strategies.secagg.keys import NodeKeys
 from fedrisk.strategies.secagg.masking import (
     MaskedInput,
+    Reveal,
     mask_input,
     reveal,
     reveal_record,
@@ -33,6 +34,7 @@ from fedrisk.strategies.secagg.wire import (
     SHARES,
     SURVIVORS_KEY,
     VECTOR_KEY,
+    ProtocolAbort,
 )
 
 DTYPES: dict[int, np.dtype] = {32: np.dtype(np.uint32), 64: np.dtype(np.uint64)}
@@ -52,6 +54,8 @@ class SimRound:
     vectors: dict[int, np.ndarray]
     unmasker: RoundUnmasker
     masked: dict[int, MaskedInput] = field(default_factory=dict)
+    #: banks that refused to reveal (e.g. a survivor set below their threshold), and why
+    refused: dict[str, ProtocolAbort] = field(default_factory=dict)
 
     def node(self, name: str) -> int:
         """Node id of institution ``name``."""
@@ -93,6 +97,8 @@ class SimRound:
         """Close the round, deliver the unmask requests and collect the reveal records.
 
         ``tamper(node, sealed_to_me)`` may alter a request's sealed shares in transit.
+        A bank that refuses by a rule (a `ProtocolAbort` naming one) sends no reveal;
+        its refusal is kept in ``refused``.
         """
         reveals: dict[int, ConfigRecord] = {}
         for node, request in self.unmasker.requests().items():
@@ -110,20 +116,36 @@ class SimRound:
             }
             if tamper is not None:
                 tamper(node, sealed)
-            answer = reveal(
-                me=node,
-                keys=self.keys[node],
-                peers=self.adverts,
-                own=self.adverts[node],
-                info=self.info,
-                survivors=set(request[SURVIVORS_KEY]),
-                sealed_to_me=sealed,
-                key_shares_to_me=key_shares,
-                institutions=sorted(self.info.node_of),
-                own_share=self.masked[node].own_share,
-            )
+            try:
+                answer = self.reveal_for(node, request, sealed, key_shares)
+            except ProtocolAbort as err:
+                if err.rule is None:
+                    raise
+                self.refused[self.name(node)] = err
+                continue
             reveals[node] = reveal_record(answer, info=self.info, institution=self.name(node))
         return reveals
+
+    def reveal_for(
+        self,
+        node: int,
+        request: ConfigRecord,
+        sealed: dict[int, bytes],
+        key_shares: dict[int, bytes],
+    ) -> Reveal:
+        """What ``node`` reveals for ``request`` (its sealed shares already read out)."""
+        return reveal(
+            me=node,
+            keys=self.keys[node],
+            peers=self.adverts,
+            own=self.adverts[node],
+            info=self.info,
+            survivors=set(request[SURVIVORS_KEY]),
+            sealed_to_me=sealed,
+            key_shares_to_me=key_shares,
+            institutions=sorted(self.info.node_of),
+            own_share=self.masked[node].own_share,
+        )
 
     def run(self, dropped: Collection[str] = (), silent: Collection[str] = ()) -> UnmaskOutcome:
         """Train (with ``dropped`` missing) and unmask (with ``silent`` not answering)."""

@@ -75,9 +75,12 @@ def test_repeated_node_ids_are_rejected() -> None:
 
 @pytest.mark.parametrize(
     ("count", "configured", "expected"),
-    [(3, 0, 2), (4, 0, 3), (5, 0, 3), (6, 0, 4), (7, 0, 4), (5, 4, 4), (5, 5, 5), (9, 5, 5)],
+    [
+        *[(n, 0, t) for n, t in [(3, 3), (4, 3), (5, 4), (6, 5), (7, 5), (10, 7), (20, 14)]],
+        *[(3, 2, 2), (5, 3, 3), (5, 4, 4), (5, 5, 5), (9, 5, 5)],  # explicit, down to a majority
+    ],
 )
-def test_threshold_defaults_to_a_strict_majority_or_takes_a_valid_setting(
+def test_threshold_defaults_to_above_two_thirds_or_takes_a_valid_setting(
     count: int, configured: int, expected: int
 ) -> None:
     assert threshold_for(count, configured) == expected

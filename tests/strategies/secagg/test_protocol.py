@@ -10,12 +10,27 @@ from fedrisk.strategies.secagg.wire import (
     REVEALED_KEY_PREFIX,
     REVEALED_SHARE_PREFIX,
     ProtocolAbort,
+    Rule,
     Stage,
 )
 
-from .harness import SimRound, make_round, round_info
+from . import harness
+from .harness import SimRound, round_info
 
 GRAPHS = [(5, 0), (10, 2), (10, 4)]
+
+
+def make_round(banks: int, *, degree: int = 0, threshold: int = 0, **kwargs: int) -> SimRound:
+    """A round at the strict-majority threshold unless ``threshold`` is given.
+
+    These tests pin the unmasking mechanics at the lowest threshold the protocol still
+    accepts (set explicitly); the default threshold, above two thirds, and what the
+    lower one gives up against an active coordinator are in ``test_attacks.py``.
+    """
+    holders = (banks - 1 if degree == 0 or degree >= banks - 1 else degree) + 1
+    return harness.make_round(
+        banks, degree=degree, threshold=threshold or holders // 2 + 1, **kwargs
+    )
 
 
 def _holders_left(sim: SimRound, node: int, alive: set[int]) -> int:
@@ -76,17 +91,20 @@ def test_sparse_graph_train_dropout_at_the_threshold_recovers_exactly(bits: int)
     np.testing.assert_array_equal(outcome.total, sim.plaintext_sum(alive))
 
 
-def test_train_dropouts_below_the_threshold_fail_closed_naming_the_short_shares() -> None:
+def test_train_dropouts_below_the_threshold_fail_closed_and_nobody_reveals() -> None:
     sim = make_round(5)
 
     outcome = sim.run(dropped={"bank-1", "bank-3", "bank-4"})
 
     assert outcome.total is None
-    for name in ("bank-0", "bank-2"):  # one surviving neighbour plus its own share
-        assert f"{name}'s self-mask has 2 of 3 shares" in outcome.reason
+    # 2 survivors of 5 holders, threshold 3: both refuse, so not one share is revealed
+    assert set(sim.refused) == {"bank-0", "bank-2"}
+    assert all(err.rule is Rule.survivor_threshold for err in sim.refused.values())
+    for name in ("bank-0", "bank-2"):
+        assert f"{name}'s self-mask has 0 of 3 shares" in outcome.reason
     assert outcome.reason.count("self-mask") == 2
-    for name in ("bank-1", "bank-3", "bank-4"):  # 2 answering holders of 4, need 3
-        assert f"{name}'s round key has 2 of 3 shares" in outcome.reason
+    for name in ("bank-1", "bank-3", "bank-4"):
+        assert f"{name}'s round key has 0 of 3 shares" in outcome.reason
 
 
 def test_degree_two_ring_recovers_from_one_dropout() -> None:
@@ -109,7 +127,9 @@ def test_degree_two_ring_fails_closed_when_both_neighbours_of_a_bank_drop() -> N
     outcome = sim.run(dropped={sim.name(n) for n in sim.info.graph[lonely]})
 
     assert outcome.total is None
-    assert outcome.reason == "bank-4's self-mask has 1 of 2 shares"
+    # bank-4 alone of its 3 holders survives (threshold 2): it refuses to reveal
+    assert outcome.reason == "bank-4's self-mask has 0 of 2 shares"
+    assert sim.refused["bank-4"].rule is Rule.survivor_threshold
 
 
 @pytest.mark.parametrize("bits", [32, 64])
