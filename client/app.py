@@ -25,7 +25,8 @@ from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from fedrisk.client import identity, private_round, secagg_node, secure_update
+from fedrisk.client import identity, private_round, released_models, secagg_node, secure_update
+from fedrisk.client.error_replies import error_mod
 from fedrisk.client.explain_reply import explain
 from fedrisk.client.faults import fault_mod
 from fedrisk.client.ledger_reply import ledger
@@ -143,6 +144,9 @@ def train(msg: Message, context: Context) -> Message:
         except ProtocolAbort as err:
             return abort_reply(msg, setup, err)
     received = messages.arrays_of(msg.content)
+    released_models.note_trained_from(
+        context, run_id=run_id_of(context), digest=messages.update_digest(received)
+    )
     model = local_model(setup, received)
     mu = messages.number(config, messages.PROXIMAL_MU) if messages.PROXIMAL_MU in config else 0.0
     if settings.privacy.mode is PrivacyMode.dpsgd:
@@ -164,7 +168,9 @@ def train(msg: Message, context: Context) -> Message:
     metrics: dict[str, int | float | list[int] | list[float]] = dict(update.metrics)
     if prepared is None:
         sent = update.arrays
-        metrics.update({WEIGHT_KEY: weight, "train_loss": update.loss})
+        metrics[WEIGHT_KEY] = weight  # the FedAvg weight: a release listed in the README
+        if setup.policy.releases.train_loss:
+            metrics["train_loss"] = update.loss
         content = RecordDict({messages.ARRAYS: sent})
     else:
         records = secure_update.masked_reply(
@@ -198,10 +204,35 @@ def _clipping_norm(config: ConfigRecord) -> float | None:
 
 
 def evaluate(msg: Message, context: Context) -> Message:
-    """Evaluate the global model on this institution's validation rows."""
+    """Evaluate a global model on this institution's validation rows, if the policy allows.
+
+    Only a model this node was sent to train from in the run, or (once) the run's final
+    model (config ``final-model: true``), over at least the policy's least rows; anything
+    else is refused naming ``releases.evaluation`` (see `fedrisk.client.released_models`).
+    """
     torch.set_num_threads(1)
     setup = node_setup(context)
-    model = local_model(setup, messages.arrays_of(msg.content))
+    arrays = messages.arrays_of(msg.content)
+    config = msg.content.config_records.get(messages.CONFIG)
+    try:
+        released_models.check_evaluation(
+            context,
+            setup.policy,
+            run_id=run_id_of(context),
+            digest=messages.update_digest(arrays),
+            rows=len(setup.data.y_val),
+            final=config is not None and config.get(messages.FINAL_MODEL) is True,
+        )
+    except PolicyRefusal as err:
+        _LOG.warning("%s refused an evaluation: %s", setup.institution, err)
+        refused = RecordDict(
+            {
+                messages.REFUSAL: released_models.refusal_record(setup.institution, err),
+                messages.NODE: node_record(setup),
+            }
+        )
+        return Message(content=refused, reply_to=msg)
+    model = local_model(setup, arrays)
     task = setup.settings.task
     scores = evaluate_model(
         model,
@@ -295,7 +326,8 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
         supplies the run config itself; the simulation entry point passes it here
         because ``flwr.simulation.run_simulation`` has no run-config argument.
     """
-    mods = [] if run_config is None else [run_config_mod(dict(run_config))]
+    mods = [error_mod]  # outermost: no exception text (cell values, paths) leaves the node
+    mods += [] if run_config is None else [run_config_mod(dict(run_config))]
     mods += [policy_mod, fault_mod, central_clipping_mod]
     client = ClientApp(mods=mods)
     client.query()(query)

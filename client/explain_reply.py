@@ -6,6 +6,12 @@ count; under secure aggregation it sends per-feature means instead and no row co
 (the coordinator averages banks with equal weight, as for federated validation). Rows
 never leave the node. A node whose configuration does not allow explanations (see
 :mod:`fedrisk.conf.explain`) refuses, saying why.
+
+The bank's policy decides first (`fedrisk.client.released_models`): explanations only if
+``releases.explanations`` is true, over at least ``releases.min_explanation_rows`` rows
+(whatever ``explain.max_rows`` asks: an explanation of one row of a linear model is that
+row), and only of the run's final model, once per run. Anything else is refused with the
+rule named.
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import numpy as np
 import torch
 from flwr.app import ConfigRecord, Context, Message, RecordDict
 
+from fedrisk.client import released_models
 from fedrisk.client.node_data import institution_seed
-from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup
+from fedrisk.client.node_setup import NodeSetup, local_model, node_record, node_setup, run_id_of
+from fedrisk.client.policy_rules import RULE_EXPLANATIONS, PolicyRefusal
 from fedrisk.conf.explain import schema_groups, under_privacy
 from fedrisk.models.explain import (
     ExplainMethod,
@@ -39,6 +47,19 @@ def explain(msg: Message, context: Context) -> Message:
     setup = node_setup(context)
     try:
         record = explanation_record(setup, msg.content)
+        released_models.check_final(
+            context,
+            released_models.FinalRelease.explanation,
+            run_id=run_id_of(context),
+            digest=messages.update_digest(messages.arrays_of(msg.content)),
+        )
+    except PolicyRefusal as err:
+        content = RecordDict(
+            {
+                messages.REFUSAL: released_models.refusal_record(setup.institution, err),
+                messages.NODE: node_record(setup),
+            }
+        )
     except (ExplainRefused, messages.MalformedMessage) as err:
         content = RecordDict(
             {
@@ -56,6 +77,9 @@ def explanation_record(setup: NodeSetup, request: RecordDict) -> ConfigRecord:
 
     Raises
     ------
+    fedrisk.client.policy_rules.PolicyRefusal
+        If the bank's policy releases no explanations, or the rows explained would be
+        fewer than its ``releases.min_explanation_rows``.
     ExplainRefused
         If the configuration does not allow explanations here, or the model or data are
         not tabular.
@@ -71,6 +95,15 @@ def explanation_record(setup: NodeSetup, request: RecordDict) -> ConfigRecord:
             if config.enabled is None
             else "explanations are off (`explain.enabled` is false)"
         )
+    releases = setup.policy.releases
+    if not releases.explanations:
+        raise PolicyRefusal(RULE_EXPLANATIONS, "the bank releases no explanations")
+    released_models.check_rows(
+        RULE_EXPLANATIONS,
+        min(len(setup.data.y_val), config.max_rows),
+        least=releases.min_explanation_rows,
+        what="explained",
+    )
     schema = settings.task.schema
     x, y = setup.data.x_val, setup.data.y_val
     if schema is None or x.ndim != 2:

@@ -111,23 +111,67 @@ class CentralEvaluator:
         )
 
 
+@dataclass(frozen=True)
+class FederatedEvaluation:
+    """What the institutions answered to one federated evaluation.
+
+    Attributes
+    ----------
+    mean : dict[str, float]
+        Example-weighted means of the metrics (equal weights under secure aggregation).
+    per_bank : dict[str, dict[str, float]]
+        Each answering institution's metrics, by institution.
+    refusals : dict[str, str]
+        Institutions whose policy refused the evaluation, with the reason (and rule).
+    failures : dict[str, str]
+        Institutions whose reply was an error or did not read, with a one-line reason.
+    """
+
+    mean: dict[str, float] = field(default_factory=dict)
+    per_bank: dict[str, dict[str, float]] = field(default_factory=dict)
+    refusals: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def record(self) -> dict[str, object]:
+        """Return the evaluation as ``metrics.jsonl`` keeps it (empty parts left out)."""
+        out: dict[str, object] = {"federated": self.mean, "institutions": self.per_bank}
+        if self.refusals:
+            out["evaluation_refusals"] = self.refusals
+        if self.failures:
+            out["evaluation_failures"] = self.failures
+        return out
+
+
 def federated_metrics(
     replies: Iterable[Message], *, name_of: Callable[[Message], str]
-) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Per-institution evaluation metrics and their example-weighted means.
+) -> FederatedEvaluation:
+    """Per-institution evaluation metrics, their example-weighted means, refusals and errors.
 
     ``name_of`` maps a reply to its institution by the coordinator's roster (the
     node id), never by what the reply claims.
 
     A metric an institution could not compute (e.g. AUC on a one-class validation
-    set) is left out of that institution's entry and of the mean's weights.
+    set) is left out of that institution's entry and of the mean's weights. A bank's
+    policy may refuse to evaluate a model (``releases.evaluation``); its refusal is
+    recorded, as is an error reply or one whose metrics do not read.
     """
     per_bank: dict[str, dict[str, float]] = {}
+    refusals: dict[str, str] = {}
+    failures: dict[str, str] = {}
     for reply in replies:
+        name = name_of(reply)
         if reply.has_error():
+            failures[name] = f"error: {messages.error_summary(reply.error.reason)}"
             continue
-        record = messages.metrics_of(reply.content)
-        per_bank[name_of(reply)] = {k: messages.number(record, k) for k in record}
+        try:
+            if messages.REFUSAL in reply.content.config_records:
+                refusal = messages.config_of(reply.content, messages.REFUSAL)
+                refusals[name] = messages.text(refusal, messages.REFUSAL_REASON)
+                continue
+            record = messages.metrics_of(reply.content)
+            per_bank[name] = {k: messages.number(record, k) for k in record}
+        except messages.MalformedMessage as err:
+            failures[name] = f"malformed reply: {err}"
     sums: dict[str, float] = {}
     weights: dict[str, float] = {}
     for metrics in per_bank.values():
@@ -138,4 +182,9 @@ def federated_metrics(
             sums[key] = sums.get(key, 0.0) + n * value
             weights[key] = weights.get(key, 0.0) + n
     mean = {k: sums[k] / weights[k] for k in sorted(sums) if weights[k] > 0}
-    return mean, dict(sorted(per_bank.items()))
+    return FederatedEvaluation(
+        mean=mean,
+        per_bank=dict(sorted(per_bank.items())),
+        refusals=dict(sorted(refusals.items())),
+        failures=dict(sorted(failures.items())),
+    )

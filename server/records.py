@@ -90,6 +90,26 @@ class RunRecorder:
         """Return every record appended so far, read back from disk (none kept in memory)."""
         return read_metrics(self.run_dir)
 
+    def amend_last(self, extra: Mapping[str, object]) -> None:
+        """Add ``extra`` to the last record (e.g. the final model's evaluation), atomically.
+
+        Raises
+        ------
+        ValueError
+            If no record has been written yet.
+        """
+        records = self.history()
+        if not records:
+            raise ValueError(f"`{METRICS_FILE}` must hold a record to amend; got none")
+        records[-1].update(json_safe(extra))  # type: ignore[arg-type]
+        tmp = self._metrics.with_name(f".{METRICS_FILE}.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self._metrics)
+
     def round(self, record: Mapping[str, object]) -> None:
         """Append one round's record and flush it to disk."""
         line = json.dumps(json_safe(record), sort_keys=True, allow_nan=False)

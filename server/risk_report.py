@@ -68,11 +68,14 @@ def final_risk_report(
     -------
     dict[str, object]
         The summary fields ``risk_metrics`` (the settings), ``per_bank`` (metrics per
-        institution; an entry ``error`` when a bank did not answer), ``calibration``
+        institution; an entry ``error`` when a bank did not answer, ``refused`` with the
+        reason when its policy refused), ``calibration``
         (the held-out curve and its PNG) and ``fairness`` (``None`` without protected
         attributes; else per attribute ``global``, ``pooled_banks`` and ``per_bank``;
         under secure aggregation ``per_bank`` holds each bank's own two gaps and
-        ``pooled_banks`` is ``None``, since counts would reveal row counts).
+        ``pooled_banks`` is ``None``, since counts would reveal row counts). Banks leave
+        out groups smaller than their policy's least rows, so pooled counts cover the
+        groups each bank reported.
     """
     attributes = task.schema.protected_columns if task.schema is not None else []
     answers, failures = ask_every_bank(
@@ -140,6 +143,9 @@ def _read(
         raise messages.MalformedMessage(
             f"the node could not answer: {messages.error_summary(reply.error.reason)}"
         )
+    if messages.REFUSAL in reply.content.config_records:  # the bank's policy said no
+        refusal = messages.config_of(reply.content, messages.REFUSAL)
+        return {"refused": messages.text(refusal, messages.REFUSAL_REASON)}, {}, {}
     record = messages.metrics_of(reply.content)
     metrics: dict[str, object] = {k: messages.number(record, k) for k in sorted(record)}
     if not attributes:
@@ -160,12 +166,14 @@ def _attribute_report(
     task: TaskConfig,
 ) -> dict[str, object]:
     banks = {name: parts[attribute] for name, parts in sorted(counts.items())}
+    # A bank leaves out groups smaller than its policy's least rows; one may send none.
+    reported = [part for part in banks.values() if part.groups]
     per_bank: dict[str, object] = {name: report_from_counts(part) for name, part in banks.items()}
     per_bank.update({name: values[attribute] for name, values in gaps.items()})
     out: dict[str, object] = {
         "per_bank": dict(sorted(per_bank.items())),
         # Under secure aggregation banks send their gaps, not counts: nothing to pool.
-        "pooled_banks": report_from_counts(merge_counts(banks.values())) if banks else None,
+        "pooled_banks": report_from_counts(merge_counts(reported)) if reported else None,
         "global": None,
     }
     if held_out_groups is not None:

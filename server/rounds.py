@@ -2,7 +2,16 @@
 
 Each round: select eligible institutions (seeded), train, aggregate in a fixed
 institution order (so the same seed gives the same model to the last digit),
-evaluate federated and centrally, and append the round to ``metrics.jsonl``.
+evaluate centrally (the new aggregate) and federated, and append the round to
+``metrics.jsonl``. After the last round, one federated evaluation of the final model.
+
+A bank's node evaluates only models it was sent to train from in the run, and the
+run's final model once (`fedrisk.client.released_models`): evaluation must not be an
+oracle that scores any model the coordinator crafts. So the federated evaluation of
+round r is of the model round r *started from*, on the institutions that were sent it
+(``federated_model: "round_start"`` in the round's record), and the final model's
+federated evaluation, flagged ``final-model``, is added to the last record under
+``final`` and is the summary's ``federated``.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flwr.app import ArrayRecord, ConfigRecord, Message
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.exception import PrivacyBudgetExhausted
 from flwr.serverapp.strategy import Strategy
@@ -19,7 +28,7 @@ from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedCl
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedrisk.server.checkpoint import Checkpoint, CheckpointWriter
-from fedrisk.server.evaluation import federated_metrics
+from fedrisk.server.evaluation import FederatedEvaluation, federated_metrics
 from fedrisk.server.grid_view import EligibleGrid
 from fedrisk.server.loop_state import loop_state, restore_loop
 from fedrisk.server.records import RunRecorder
@@ -31,7 +40,11 @@ from fedrisk.strategies import messages
 from fedrisk.strategies.secagg.strategy import SecureAggregation
 from fedrisk.strategies.secagg.wire import ProtocolAbort
 
-TRAIN_STAGE, EVALUATE_STAGE = 0, 1
+TRAIN_STAGE, EVALUATE_STAGE, FINAL_STAGE = 0, 1, 2
+#: The local training loss in a training reply's metrics (sent only if the bank allows).
+TRAIN_LOSS = "train_loss"
+#: What a round record's ``federated`` metrics describe: the model the round trained from.
+FEDERATED_MODEL = "round_start"
 
 
 @dataclass
@@ -151,7 +164,37 @@ class RoundLoop:
                     break
                 auc = result.last_central.get("auc", float("nan"))
                 bar.update(task, advance=1, status=f"held-out AUC {auc:.4f}")
+        if result.rounds_completed > 0:
+            self._final_evaluation(result)
         return result
+
+    def _final_evaluation(self, result: LoopResult) -> None:
+        """Evaluate the final model federated, once, on every institution of the roster.
+
+        Its mean becomes ``result.last_federated`` (the summary's ``federated``); the
+        whole evaluation is added to the last record of ``metrics.jsonl`` as ``final``.
+        """
+        nodes = [self._roster.node_of[name] for name in self._roster.institutions]
+        final = self._federated(result.rounds_completed, result.arrays, nodes, final=True)
+        result.last_federated = final.mean
+        if self._recorder.history():
+            self._recorder.amend_last(
+                {"final": {**final.record(), "model_round": result.rounds_completed}}
+            )
+
+    def _federated(
+        self, server_round: int, arrays: ArrayRecord, nodes: list[int], *, final: bool
+    ) -> FederatedEvaluation:
+        """Ask the strategy's sample of ``nodes`` (institution order) to evaluate ``arrays``."""
+        if len(nodes) < self._settings.min_train_nodes:
+            return FederatedEvaluation()  # the strategy would wait for more nodes
+        view = EligibleGrid(self._grid, nodes)
+        view.seed_sampling(
+            self._settings.seed, server_round, FINAL_STAGE if final else EVALUATE_STAGE
+        )
+        config = ConfigRecord({messages.FINAL_MODEL: True} if final else {})
+        sent = list(self._strategy.configure_evaluate(server_round, arrays, config, view))  # type: ignore[arg-type]
+        return federated_metrics(self._exchange(sent), name_of=self._replies.name)
 
     def _round(self, server_round: int, result: LoopResult) -> str | None:
         started = time.perf_counter()
@@ -163,6 +206,7 @@ class RoundLoop:
                 + "; ".join(f"{k} refused: {v}" for k, v in sorted(self._exhausted.items()))
             )
         view = EligibleGrid(self._grid, [self._roster.node_of[i] for i in eligible])
+        started_from = result.arrays
 
         view.seed_sampling(self._settings.seed, server_round, TRAIN_STAGE)
         try:
@@ -238,27 +282,41 @@ class RoundLoop:
                     "releases": self._dp.accountant.num_releases,  # type: ignore[union-attr]
                 }
                 record["institution_level_epsilon"] = spent.epsilon
-        record["train"] = (
-            {"loss": messages.number(train_metrics, "train_loss")} if train_metrics else {}
-        )
+        record["train"] = self._train_record(train_metrics, ok)
 
-        view.seed_sampling(self._settings.seed, server_round, EVALUATE_STAGE)
-        eval_sent = list(
-            self._strategy.configure_evaluate(server_round, arrays, ConfigRecord(), view)  # type: ignore[arg-type]
-        )
-        federated, per_bank = federated_metrics(
-            self._exchange(eval_sent), name_of=self._replies.name
-        )
-        result.last_federated = federated
+        trained_from = [self._roster.node_of[name] for name in self._replies.selected(sent)]
+        federated = self._federated(server_round, started_from, trained_from, final=False)
         result.last_central = self._evaluate(arrays)
         record.update(
-            federated=federated,
-            institutions=per_bank,
+            federated.record(),
+            federated_model=FEDERATED_MODEL,
             central=result.last_central,
             seconds=time.perf_counter() - started,
         )
         self._complete(server_round, record, result)
         return None
+
+    def _train_record(self, metrics: MetricRecord | None, ok: list[Message]) -> dict[str, object]:
+        """Return the round's training figures: the mean loss, if every bank sent its loss.
+
+        A bank's policy may withhold its training loss (``releases.train_loss``); a mean
+        over some banks only would mislead, so then the record names who withheld it.
+        Under secure aggregation the loss travels masked and only its mean is revealed.
+        """
+        withheld = (
+            []
+            if self._secagg is not None
+            else [
+                self._replies.name(r)
+                for r in ok
+                if TRAIN_LOSS not in messages.metrics_of(r.content)
+            ]
+        )
+        if withheld:
+            return {"loss_withheld_by": sorted(withheld)}
+        if metrics is None or TRAIN_LOSS not in metrics:
+            return {}
+        return {"loss": messages.number(metrics, TRAIN_LOSS)}
 
     def _complete(self, server_round: int, record: dict[str, object], result: LoopResult) -> None:
         """Checkpoint a completed round, then append its record to ``metrics.jsonl``."""

@@ -24,6 +24,9 @@ NODE = "node"
 #: Keys inside the ``config`` ConfigRecord the server sends.
 SERVER_ROUND = "server-round"
 PROXIMAL_MU = "proximal-mu"
+#: True in the config of the one evaluation of a run's final model (after its last round);
+#: every other evaluation is of a model the nodes were sent to train from.
+FINAL_MODEL = "final-model"
 
 #: Keys inside the ``node`` ConfigRecord every reply carries.
 INSTITUTION = "institution"
