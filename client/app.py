@@ -101,7 +101,11 @@ def query(msg: Message, context: Context) -> Message:
     if setup.settings.privacy.mode is PrivacyMode.dpsgd:
         try:
             node = private_round.node_privacy(
-                context, setup.settings, setup.data, institution=setup.institution
+                context,
+                setup.settings,
+                setup.data,
+                institution=setup.institution,
+                policy=setup.policy,
             )
         except PrivacyPlanError as err:
             content[messages.REFUSAL] = private_round.refusal_record(str(err))

@@ -11,6 +11,7 @@ it does not train and replies with a refusal that says why.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.app import ConfigRecord, Context
@@ -23,9 +24,11 @@ from fedrisk.client.dp_trainer import (
 from fedrisk.client.node_data import NodeData
 from fedrisk.client.node_keys import SIGNING_KEY_FILE, locations
 from fedrisk.client.node_setup import run_id_of
+from fedrisk.client.policy import NodePolicy
+from fedrisk.client.policy_rules import RULE_RUN_EPSILON
 from fedrisk.conf.privacy import PrivacyConfig
 from fedrisk.conf.root import FedriskConfig
-from fedrisk.privacy.accountant import accountant_version
+from fedrisk.privacy.accountant import accountant_version, epsilon_spent
 from fedrisk.privacy.budget import (
     Budget,
     BudgetDecision,
@@ -35,6 +38,7 @@ from fedrisk.privacy.budget import (
 )
 from fedrisk.privacy.calibration import calibrate_noise
 from fedrisk.privacy.ledger import LedgerWriter, history, ledger_path
+from fedrisk.privacy.ledger_format import population_fingerprint
 from fedrisk.privacy.manifest import ConsortiumManifest
 from fedrisk.privacy.mechanism import PoissonGaussian
 from fedrisk.secure.signing import load_private_key
@@ -53,6 +57,8 @@ class NodePrivacy:
     run_id: str
     noise_multiplier: float
     signing_key: Ed25519PrivateKey
+    policy: NodePolicy
+    table_sha256: str
 
     @property
     def spent_before(self) -> list[PoissonGaussian]:
@@ -60,10 +66,29 @@ class NodePrivacy:
         return history(self.ledger.entries)
 
 
+def ledger_file(state_dir: Path, *, institution: str, policy: NodePolicy) -> Path:
+    """Return the ledger of the population the bank's policy names.
+
+    One ledger per institution and population: a reordered schema or a changed table
+    composes with what was spent before (only the bank's policy opens a new one).
+    """
+    identity = population_fingerprint(institution, policy.privacy.population)
+    return ledger_path(state_dir, institution=institution, dataset_fingerprint=identity)
+
+
 def node_privacy(
-    context: Context, settings: FedriskConfig, data: NodeData, *, institution: str
+    context: Context,
+    settings: FedriskConfig,
+    data: NodeData,
+    *,
+    institution: str,
+    policy: NodePolicy,
 ) -> NodePrivacy:
     """Open the institution's key, budget and ledger, and its noise plan for this run.
+
+    The budget is the lower of the manifest's and the bank's policy; the noise is at
+    least the policy's least, and enough for the run alone to stay within the
+    policy's ε per run.
 
     Raises
     ------
@@ -77,14 +102,18 @@ def node_privacy(
     state_dir, manifest_path = locations(context, institution)
     manifest = ConsortiumManifest.load(manifest_path)
     record = next(r for r in manifest.institutions if r.name == institution)
-    budget = Budget(epsilon=record.budget_epsilon, delta=record.budget_delta)
+    rules = policy.privacy
+    budget = Budget(
+        epsilon=min(record.budget_epsilon, rules.epsilon_budget),
+        delta=min(record.budget_delta, rules.delta),
+    )
     check_delta(budget.delta, n_records=data.n_train, institution=institution)
     key = load_private_key(state_dir / SIGNING_KEY_FILE)
     ledger = LedgerWriter(
-        ledger_path(state_dir, institution=institution, dataset_fingerprint=data.fingerprint),
+        ledger_file(state_dir, institution=institution, policy=policy),
         signing_key=key,
         institution=institution,
-        dataset_fingerprint=data.fingerprint,
+        dataset_fingerprint=population_fingerprint(institution, rules.population),
     )
     accountant = settings.privacy.accountant.value
     if ledger.entries and ledger.entries[-1].accountant != accountant:
@@ -98,6 +127,11 @@ def node_privacy(
     if noise is None:
         prior = [e.mechanism_obj for e in ledger.entries if e.run_id != run_id]
         noise = plan_noise(settings, data.n_train, budget, prior=prior)
+        if settings.privacy.noise_multiplier is None:
+            noise = max(noise, rules.min_noise_multiplier)
+            if rules.max_epsilon_per_run is not None:
+                alone = Budget(epsilon=rules.max_epsilon_per_run, delta=budget.delta)
+                noise = max(noise, plan_noise(settings, data.n_train, alone, prior=[]))
         context.state[_PLAN_RECORD] = ConfigRecord({"run-id": run_id, "noise-multiplier": noise})
     return NodePrivacy(
         institution=institution,
@@ -106,6 +140,8 @@ def node_privacy(
         run_id=run_id,
         noise_multiplier=noise,
         signing_key=key,
+        policy=policy,
+        table_sha256=data.fingerprint,
     )
 
 
@@ -161,6 +197,31 @@ def gate(
     return decision, planned
 
 
+def run_cap_refusal(
+    node: NodePrivacy, settings: FedriskConfig, planned: PoissonGaussian
+) -> ConfigRecord | None:
+    """Refuse a round that would take this run alone past the policy's ε per run."""
+    cap = node.policy.privacy.max_epsilon_per_run
+    if cap is None:
+        return None
+    this_run = [e.mechanism_obj for e in node.ledger.entries if e.run_id == node.run_id]
+    projected = epsilon_spent(
+        [*this_run, planned], delta=node.budget.delta, accountant=settings.privacy.accountant
+    )
+    if projected <= cap:
+        return None
+    return ConfigRecord(
+        {
+            messages.REFUSAL_REASON: (
+                f"{node.institution}: this round would take run {node.run_id}'s ε to "
+                f"{projected:.4f}, over the bank's policy of {cap:g} per run"
+            ),
+            messages.REFUSAL_RULE: RULE_RUN_EPSILON,
+            "projected": projected,
+        }
+    )
+
+
 def refusal_record(reason: str, **figures: float) -> ConfigRecord:
     """Build the typed refusal a node sends instead of an update."""
     return ConfigRecord({messages.REFUSAL_REASON: reason, **figures})
@@ -205,6 +266,8 @@ def record_round(
         extras={
             "accountant_library": accountant_version(accountant),
             "randomness": settings.privacy.noise_source.value,
+            "population": node.policy.privacy.population,
+            "table_sha256": node.table_sha256,
         },
     )
 

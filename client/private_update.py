@@ -56,7 +56,7 @@ def train_private_update(
     settings = setup.settings
     try:
         node = private_round.node_privacy(
-            context, settings, setup.data, institution=setup.institution
+            context, settings, setup.data, institution=setup.institution, policy=setup.policy
         )
     except PrivacyPlanError as err:
         return refusal_content(setup, private_round.refusal_record(str(err)))
@@ -69,6 +69,9 @@ def train_private_update(
     decision, planned = private_round.gate(node, settings, setup.data)
     if not decision.allowed:
         return refusal_content(setup, private_round.budget_refusal(node, decision))
+    capped = private_round.run_cap_refusal(node, settings, planned)
+    if capped is not None:
+        return refusal_content(setup, capped)
     trained = train_private(
         model,
         setup.data.x_train,

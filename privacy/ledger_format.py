@@ -28,6 +28,8 @@ LEDGER_FILE_NAME = re.compile(r"ledger-(?P<institution>.+)-(?P<fingerprint>[0-9a
 
 LEDGER_VERSION = 1
 LEDGER_SIGNATURE_CONTEXT = b"fedrisk/ledger-entry/v1"
+#: Domain label of a population's ledger identity (`population_fingerprint`).
+POPULATION_DOMAIN = b"fedrisk/ledger-population/v1\x00"
 GENESIS_HASH = "00" * 32
 ACCOUNTANTS = ("rdp", "prv")
 INSTITUTION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -178,6 +180,26 @@ def ledger_path(directory: Path, *, institution: str, dataset_fingerprint: str) 
     """
     check_identity(institution, dataset_fingerprint)
     return Path(directory) / f"ledger-{institution}-{dataset_fingerprint[:16]}.jsonl"
+
+
+def population_fingerprint(institution: str, population: str) -> str:
+    """Return the ledger identity of one population of an institution's customers.
+
+    A bank's ledger composes every release on one population, whatever table or
+    schema order a run used: the identity depends only on the institution and the
+    population its own policy names, never on anything the coordinator sends. The
+    table each entry was trained on is recorded in the entry (``table_sha256``).
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits (the entries' ``dataset_fingerprint``).
+    """
+    digest = hashlib.sha256(POPULATION_DOMAIN)
+    for part in (institution, population):
+        encoded = part.encode("utf-8")
+        digest.update(str(len(encoded)).encode("ascii") + b":" + encoded)
+    return digest.hexdigest()
 
 
 class EntryInvalid(Exception):

@@ -11,6 +11,7 @@ from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 from fedrisk.client.explain_reply import ExplainRefused, explanation_record
 from fedrisk.client.node_data import NodeData
 from fedrisk.client.node_setup import NodeSetup
+from fedrisk.client.policy import simulated_policy
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.data.borrowers import draw_borrowers
 from fedrisk.data.default_risk import default_probability
@@ -30,7 +31,7 @@ def setup_for(*overrides: str, rows: int = 120) -> NodeSetup:
     encoder = TableEncoder(settings.task.schema)
     x = encoder.encode(table)
     data = NodeData("bank_a", x[:0], y[:0], x, y, encoder.feature_names, "00" * 32)
-    return NodeSetup(settings, "bank_a", data)
+    return NodeSetup(settings, "bank_a", data, simulated_policy(settings, "bank_a"))
 
 
 def request(setup: NodeSetup, baseline: list[float] | None = None) -> RecordDict:

@@ -77,7 +77,10 @@ def test_per_round_epsilon_understates_the_composed_total():
     ) == pytest.approx(total, rel=0.01)
 
 
-# Exact outputs of `epsilon_spent` (opacus 1.6.0), pinned to 1e-9 relative.
+# Exact outputs of `epsilon_spent` (opacus 1.6.0): RDP pinned to 1e-9 relative; PRV to
+# 1e-7, since its FFT convolution and root search move in the ninth digit with the
+# numpy/scipy build (measured: 3.909969767835678 -> 3.909969777251815 on numpy 2.4.6,
+# scipy 1.17.1), far inside its own eps_error of 0.01.
 PINS = [
     ("design", DESIGN, AccountantKind.rdp, 4.246594675698365),
     ("design", DESIGN, AccountantKind.prv, 3.909969767835678),
@@ -100,7 +103,8 @@ PINS = [
 def test_regression_pins(history, accountant, pinned):
     got = epsilon_spent(history, delta=DELTA, accountant=accountant)
 
-    assert got == pytest.approx(pinned, rel=1e-9), (
+    tolerance = 1e-9 if accountant is AccountantKind.rdp else 1e-7
+    assert got == pytest.approx(pinned, rel=tolerance), (
         f"{accountant_version(accountant)} moved a pinned ε ({pinned!r} -> {got!r}); "
         "re-measure, re-check the cross-library tests, update the pins and DESIGN.md"
     )

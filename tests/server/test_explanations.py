@@ -13,6 +13,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, RecordDict
 from fedrisk.client.explain_reply import ExplainRefused, explanation_record
 from fedrisk.client.node_data import NodeData
 from fedrisk.client.node_setup import NodeSetup
+from fedrisk.client.policy import simulated_policy
 from fedrisk.conf.root import FedriskConfig
 from fedrisk.data.borrowers import draw_borrowers
 from fedrisk.data.default_risk import default_probability
@@ -60,7 +61,9 @@ class BankGrid(AnsweringGrid):
 
 def run(settings: FedriskConfig, tmp_path: Path, tamper: str | None = None):
     setups = {
-        NODE_OF[name]: NodeSetup(settings, name, bank_data(settings, name, seed))
+        NODE_OF[name]: NodeSetup(
+            settings, name, bank_data(settings, name, seed), simulated_policy(settings, name)
+        )
         for seed, name in enumerate(NAMES)
     }
     width = setups[NODE_OF["bank_a"]].data.x_val.shape[1]
@@ -123,7 +126,9 @@ def test_privacy_on_skips_explanations_unless_opted_in(tmp_path: Path) -> None:
 
     assert "privacy=dpsgd" in record["skipped"] and "explain.enabled=true" in record["skipped"]
     assert grid.sent == []  # nothing was asked of the banks
-    setup = NodeSetup(settings, "bank_a", bank_data(settings, "bank_a", 0))
+    setup = NodeSetup(
+        settings, "bank_a", bank_data(settings, "bank_a", 0), simulated_policy(settings, "bank_a")
+    )
     with pytest.raises(ExplainRefused, match="privacy mechanism is on"):
         explanation_record(setup, RecordDict({messages.CONFIG: ConfigRecord()}))
 
@@ -163,7 +168,9 @@ class RefusingGrid(BankGrid):
 def test_a_refusal_is_recorded_with_its_reason_and_off_means_off(tmp_path: Path) -> None:
     settings = settings_for("explain.repeats=1", "explain.ig_steps=4")
     setups = {
-        NODE_OF[name]: NodeSetup(settings, name, bank_data(settings, name, seed))
+        NODE_OF[name]: NodeSetup(
+            settings, name, bank_data(settings, name, seed), simulated_policy(settings, name)
+        )
         for seed, name in enumerate(NAMES)
     }
     width = setups[NODE_OF["bank_a"]].data.x_val.shape[1]
