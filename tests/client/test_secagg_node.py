@@ -8,6 +8,7 @@ wires them; messages are handed over in-process instead of through a Grid.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,26 +22,37 @@ from flwr.supercore.task_identity import TaskIdentity
 
 from fedrisk.client import secagg_node
 from fedrisk.client.node_keys import SIGNING_KEY_FILE, WRAP_KEY_FILE
-from fedrisk.client.secagg_state import KEY_STATE, PEERS_STATE, ROUND_STATE
+from fedrisk.client.secagg_state import KEY_STATE, PEERS_STATE, ROUND_STATE, own_keys, peer_adverts
 from fedrisk.conf.secagg import SecAggConfig
 from fedrisk.privacy.manifest import ConsortiumManifest, InstitutionRecord
 from fedrisk.secure.agreement import generate_agreement_key, public_bytes
+from fedrisk.secure.masks import mask_vector
+from fedrisk.secure.shamir import combine_seed
 from fedrisk.secure.signing import (
     generate_signing_key,
     load_private_key,
     public_key_text,
     save_private_key,
+    sign,
 )
 from fedrisk.strategies import messages
 from fedrisk.strategies.secagg import wire
 from fedrisk.strategies.secagg.advert import advertise, parse_advertisement, verify_advertisement
-from fedrisk.strategies.secagg.encoding import Encoding, decode_sum
+from fedrisk.strategies.secagg.consistency import statement
+from fedrisk.strategies.secagg.encoding import Encoding, decode_sum, encode_update
+from fedrisk.strategies.secagg.key_shares import (
+    holders_of,
+    key_share_threshold,
+    open_round_key_share,
+    recover_round_key,
+)
 from fedrisk.strategies.secagg.keys import NodeKeys
+from fedrisk.strategies.secagg.masking import pair_seed, reveal
 from fedrisk.strategies.secagg.registry import KeyRegistry
 from fedrisk.strategies.secagg.round_info import RoundInfo, header
 from fedrisk.strategies.secagg.strategy import RunKeys
 from fedrisk.strategies.secagg.unmasking import RoundUnmasker, UnmaskOutcome
-from fedrisk.strategies.secagg.wire import ProtocolAbort, Stage
+from fedrisk.strategies.secagg.wire import ProtocolAbort, Rule, Stage
 
 BANKS = ("bank_a", "bank_b", "bank_c", "bank_d")
 FIVE_BANKS = (*BANKS, "bank_e")
@@ -885,3 +897,344 @@ def test_abort_and_readvertise_records_carry_stage_reason_and_advert(tmp_path: P
     assert "restarted" in str(records[wire.ABORT][wire.REASON_KEY])
     # The re-advertisement verifies against the manifest.
     c.registry.register("bank_d", NODE_IDS["bank_d"], readvertised.value.advert)
+
+
+# -- attacks by an active coordinator ---------------------------------------------------
+#
+# Each test plays the coordinator (and, where said, a colluding bank) as an attacker
+# would: it holds the masked replies, the sealed key shares and the colluder's state
+# folder, sends the honest banks' real node handlers whatever requests it likes, and
+# then tries to unmask one bank's update from what came back.
+
+TRIO = ("bank_a", "bank_b", "bank_c")
+LIMIT = SecAggConfig(mode="secaggplus", max_rows=1000, threshold=2, consistency_check=True)
+
+
+@dataclass
+class Attack:
+    """A round after every bank masked: what the coordinator received, and the truth."""
+
+    c: Consortium
+    info: RoundInfo
+    replies: dict[str, RecordDict]
+    updates: dict[str, Update]
+
+    def request(
+        self, name: str, survivors: Sequence[str], signatures: Mapping[str, bytes] = {}
+    ) -> ConfigRecord:
+        """An unmask request for ``name`` claiming ``survivors`` (the rest dropped)."""
+        info = self.info
+        alive = sorted(NODE_IDS[n] for n in survivors)
+        record = _consistency_request(info, alive, sorted(set(info.institution_of) - set(alive)))
+        for sender in survivors:
+            shares = self.replies[sender].config_records[wire.SHARES]
+            blob = shares.get(wire.SHARE_PREFIX + name)
+            if sender != name and isinstance(blob, bytes):
+                record[wire.SHARE_PREFIX + sender] = blob
+        for owner in set(info.node_of) - set(survivors) - {name}:
+            blob = self.c.registry.share(owner, name, info.round)
+            if blob is not None:
+                record[wire.KEY_SHARE_PREFIX + owner] = blob
+        record.update(signatures)
+        return record
+
+    def ask_to_sign(self, name: str, survivors: Sequence[str]) -> dict[str, bytes]:
+        """Ask honest ``name`` to sign ``survivors``; empty if it refuses."""
+        try:
+            return self.c.sign(name, self.request(name, survivors))
+        except ProtocolAbort:
+            return {}
+
+    def colluder_signs(self, name: str, survivors: Sequence[str]) -> dict[str, bytes]:
+        """A colluding bank signs any set it is asked to, with its own key."""
+        alive = sorted(NODE_IDS[n] for n in survivors)
+        key = load_private_key(self.c.state_dir / name / SIGNING_KEY_FILE)
+        message = statement(self.info, survivors=alive)
+        return {wire.SIGNATURE_PREFIX + name: sign(key, message, context=wire.CONSISTENCY_CONTEXT)}
+
+    def colluder_opens(self, name: str, target: str) -> dict[str, bytes]:
+        """A colluding bank opens every share of ``target``'s secrets it holds."""
+        context, info = self.c.contexts[name], self.info
+        keys, own = own_keys(context, name)
+        self_mask = reveal(
+            me=NODE_IDS[name],
+            keys=keys,
+            peers=peer_adverts(context, info),
+            own=own,
+            info=info,
+            survivors=set(info.institution_of),  # it sent a vector: its share of b_target
+            sealed_to_me={
+                NODE_IDS[target]: self.replies[target].config_records[wire.SHARES][
+                    wire.SHARE_PREFIX + name
+                ]
+            },
+            key_shares_to_me={},
+            institutions=self.c.registry.institutions,
+            own_share=b"\x00" * 33,  # its own self-mask is not the point
+        ).shares[NODE_IDS[target]]
+        blob = self.c.registry.share(target, name, info.round)
+        assert blob is not None
+        key_share = open_round_key_share(
+            keys.identity(),
+            blob,
+            owner=self.c.registry.adverts[target],
+            holder=own,
+            institutions=self.c.registry.institutions,
+            round=info.round,
+            salt=info.salt,
+        )
+        return {
+            wire.REVEALED_SHARE_PREFIX + target: self_mask,
+            wire.REVEALED_KEY_PREFIX + target: key_share,
+        }
+
+    def unmask_one(self, target: str, revealed: Iterable[Mapping[str, object]]) -> np.ndarray:
+        """Rebuild ``target``'s self-mask seed and round key, and strip its masks.
+
+        Raises
+        ------
+        ValueError
+            If fewer than a threshold of shares of either secret were revealed.
+        """
+        info, registry = self.info, self.c.registry
+        node = NODE_IDS[target]
+        seeds: dict[int, bytes] = {}
+        keys: dict[int, bytes] = {}
+        for record in revealed:
+            for prefix, got in (
+                (wire.REVEALED_SHARE_PREFIX, seeds),
+                (wire.REVEALED_KEY_PREFIX, keys),
+            ):
+                value = record.get(prefix + target)
+                if isinstance(value, bytes):
+                    got[value[0]] = value[1:]
+        key_threshold = key_share_threshold(len(holders_of(target, registry.institutions)))
+        if len(seeds) < info.threshold or len(keys) < key_threshold:
+            raise ValueError(
+                f"{len(seeds)} of {info.threshold} self-mask shares and {len(keys)} of "
+                f"{key_threshold} round-key shares of {target}"
+            )
+        vector = self.replies[target].array_records[wire.MASKED][wire.VECTOR_KEY].numpy()
+        bits = vector.dtype.itemsize * 8
+        seed = combine_seed(sorted(seeds.items()), threshold=info.threshold)
+        plain = vector - mask_vector(seed, vector.size, bits=bits)
+        round_key = recover_round_key(
+            sorted(keys.items()),
+            owner=registry.adverts[target],
+            institutions=registry.institutions,
+            round=info.round,
+        )
+        for peer in info.graph[node]:
+            pad = mask_vector(
+                pair_seed(
+                    round_key,
+                    registry.adverts[info.institution_of[peer]],
+                    me=node,
+                    peer=peer,
+                    info=info,
+                ),
+                vector.size,
+                bits=bits,
+            )
+            plain = plain - pad if node < peer else plain + pad
+        return plain
+
+    def encoded(self, name: str) -> np.ndarray:
+        """``name``'s encoded update before masking (what the attacker wants)."""
+        update = self.updates[name]
+        return encode_update(
+            update.delta,
+            weight=update.weight,
+            loss=update.loss,
+            encoding=self.c.encoding,
+            rng=np.random.default_rng([self.info.round, NODE_IDS[name]]),
+        )
+
+
+def _attack(tmp_path: Path, banks: Sequence[str], secagg: SecAggConfig) -> Attack:
+    c = _consortium(tmp_path, banks, secagg)
+    info = c.round_info(1)
+    _collect_key_shares(c, 1, info.node_of)
+    replies, updates = {}, {}
+    for name in banks:
+        prepared = c.prepare(name, info)
+        updates[name] = _update(name, 1)
+        replies[name] = c.mask(name, prepared, updates[name])
+    return Attack(c=c, info=info, replies=replies, updates=updates)
+
+
+def _refused(attack: Attack, name: str, request: ConfigRecord) -> ProtocolAbort:
+    """``name`` refuses ``request``: no reveal, the reveal not used up, no share in the reply."""
+    with pytest.raises(ProtocolAbort) as caught:
+        attack.c.unmask(name, request)
+    record = secagg_node.abort_record(caught.value)
+    assert set(record) == {wire.STAGE_KEY, wire.REASON_KEY, wire.PEER_KEY, wire.RULE_KEY}
+    assert not any(isinstance(v, bytes) for v in record.values())
+    assert attack.c.contexts[name].state.config_records[ROUND_STATE]["revealed"] is False
+    return caught.value
+
+
+def _claim_c_dropped(attack: Attack) -> list[Mapping[str, object]]:
+    """Coordinator + colluding bank_b: tell bank_a that bank_c dropped, tell bank_c the
+    truth, and collect whatever the honest banks reveal plus everything bank_b holds."""
+    lie, truth = ("bank_a", "bank_b"), TRIO
+    revealed: list[Mapping[str, object]] = [attack.colluder_opens("bank_b", "bank_c")]
+    for name, shown in (("bank_a", lie), ("bank_c", truth)):
+        signatures = {
+            **attack.ask_to_sign(name, shown),
+            **attack.colluder_signs("bank_b", shown),
+        }
+        with contextlib.suppress(ProtocolAbort):  # a refusal reveals nothing
+            revealed.append(dict(attack.c.unmask(name, attack.request(name, shown, signatures))))
+    return revealed
+
+
+def test_attack_three_banks_threshold_two_coordinator_and_one_bank_recover_an_update(
+    tmp_path: Path,
+) -> None:
+    # The documented limit of an explicit threshold of 2 (of 3 shares): 2t − s = 1
+    # colluding bank suffices, consistency check or not.
+    attack = _attack(tmp_path, TRIO, LIMIT)
+    assert attack.info.threshold == 2
+
+    revealed = _claim_c_dropped(attack)
+
+    assert len(revealed) == 3  # bank_b's shares, and both honest banks revealed
+    recovered = attack.unmask_one("bank_c", revealed)
+    np.testing.assert_array_equal(recovered, attack.encoded("bank_c"))
+    alone = decode_sum(recovered, shapes=SHAPES, encoding=attack.c.encoding, count=1)
+    assert alone.weight_total == attack.updates["bank_c"].weight
+
+
+def test_attack_three_banks_default_settings_refuse_and_nothing_unmasks(
+    tmp_path: Path,
+) -> None:
+    attack = _attack(tmp_path, TRIO, SECAGG)
+    assert (attack.info.threshold, SECAGG.consistency_check) == (3, True)
+
+    # bank_a refuses to sign, and to reveal for, a survivor set of 2 of its 3 holders.
+    with pytest.raises(ProtocolAbort) as declined:
+        attack.c.sign("bank_a", attack.request("bank_a", ("bank_a", "bank_b")))
+    assert declined.value.rule is Rule.survivor_threshold
+    lie = attack.request(
+        "bank_a", ("bank_a", "bank_b"), attack.colluder_signs("bank_b", ("bank_a", "bank_b"))
+    )
+    refusal = _refused(attack, "bank_a", lie)
+    assert (refusal.stage, refusal.rule) == (Stage.unmask, Rule.survivor_threshold)
+
+    revealed = _claim_c_dropped(attack)
+
+    # bank_c, shown the truth with bank_b's signature and its own, lacks a third.
+    assert len(revealed) == 1  # only what the colluder holds
+    with pytest.raises(ValueError, match="1 of 3 self-mask shares and 1 of 2 round-key"):
+        attack.unmask_one("bank_c", revealed)
+    # The coordinator gives up the lie and shows everyone the truth: the banks reveal,
+    # and it has bank_c's self-mask but still not its round key (only the sum unmasks).
+    signatures = {
+        **attack.ask_to_sign("bank_a", TRIO),
+        **attack.ask_to_sign("bank_c", TRIO),
+        **attack.colluder_signs("bank_b", TRIO),
+    }
+    honest = [
+        dict(attack.c.unmask(n, attack.request(n, TRIO, signatures))) for n in ("bank_a", "bank_c")
+    ]
+    assert not any(wire.REVEALED_KEY_PREFIX + "bank_c" in r for r in honest)
+    with pytest.raises(ValueError, match="3 of 3 self-mask shares and 1 of 2 round-key"):
+        attack.unmask_one("bank_c", revealed + honest)
+
+
+def test_attack_different_survivor_sets_for_different_banks_are_refused(tmp_path: Path) -> None:
+    attack = _attack(tmp_path, FIVE_BANKS, SECAGG)
+    s1 = FIVE_BANKS  # shown to bank_a, bank_c, bank_e
+    s2 = FIVE_BANKS[:4]  # shown to bank_b, bank_d: bank_e "dropped"
+    assert (attack.info.threshold, attack.info.signature_quorum) == (4, 4)
+    signatures = {
+        **{
+            k: v
+            for n in ("bank_a", "bank_c", "bank_e")
+            for k, v in attack.ask_to_sign(n, s1).items()
+        },
+        **{k: v for n in ("bank_b", "bank_d") for k, v in attack.ask_to_sign(n, s2).items()},
+    }
+    assert len(signatures) == 5
+    over_s1 = {k: v for k, v in signatures.items() if k[-1] in "ace"}
+    over_s2 = {k: v for k, v in signatures.items() if k[-1] in "bd"}
+
+    # Every signature it has: the ones over the other set give it away.
+    refusal = _refused(attack, "bank_a", attack.request("bank_a", s1, signatures))
+    assert (refusal.stage, refusal.rule) == (Stage.consistency, Rule.consistent_set)
+    assert refusal.peer in {"bank_b", "bank_d"}
+    # Only the ones over its own set: too few.
+    refusal = _refused(attack, "bank_a", attack.request("bank_a", s1, over_s1))
+    assert (refusal.stage, refusal.rule) == (Stage.consistency, Rule.signature_quorum)
+    refusal = _refused(attack, "bank_b", attack.request("bank_b", s2, over_s2))
+    assert (refusal.stage, refusal.rule) == (Stage.consistency, Rule.signature_quorum)
+    # And bank_b will not sign the other set as well.
+    with pytest.raises(ProtocolAbort) as caught:
+        attack.c.sign("bank_b", attack.request("bank_b", s1))
+    assert caught.value.rule is Rule.consistent_set
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["consistency-check", "no-check"])
+def test_attack_survivor_set_below_the_threshold_reveals_nothing(
+    tmp_path: Path, checked: bool
+) -> None:
+    attack = _attack(tmp_path, FIVE_BANKS, replace(SECAGG, consistency_check=checked))
+    shown = ("bank_a", "bank_b", "bank_c")  # 3 of bank_a's 5 holders; threshold 4
+    signatures = {k: v for n in shown for k, v in attack.colluder_signs(n, shown).items()}
+
+    refusal = _refused(attack, "bank_a", attack.request("bank_a", shown, signatures))
+
+    assert (refusal.stage, refusal.rule) == (Stage.unmask, Rule.survivor_threshold)
+    assert "at least 4 of this node's 5 share holders" in refusal.reason
+    assert refusal.reason.endswith("got 3")
+
+
+def test_attack_survivor_set_of_one_at_threshold_two_without_the_check_reveals_nothing(
+    tmp_path: Path,
+) -> None:
+    # The reported attack: each bank shown a different set, one of them a set of 1.
+    attack = _attack(tmp_path, TRIO, replace(LIMIT, consistency_check=False))
+
+    refusal = _refused(attack, "bank_c", attack.request("bank_c", ("bank_c",)))
+
+    assert (refusal.stage, refusal.rule) == (Stage.unmask, Rule.survivor_threshold)
+
+
+def test_bank_floor_refuses_a_lower_run_threshold_and_enforces_its_own(tmp_path: Path) -> None:
+    attack = _attack(tmp_path, FIVE_BANKS, replace(SECAGG, threshold=3, consistency_check=False))
+    c, info = attack.c, attack.c.round_info(2)
+    _collect_key_shares(c, 2, info.node_of)
+
+    with pytest.raises(ProtocolAbort) as caught:
+        secagg_node.prepare_round(
+            c.train_message("bank_a", info),
+            c.contexts["bank_a"],
+            secagg=c.secagg,
+            institution="bank_a",
+            server_round=2,
+            rounds=RUN_ROUNDS,
+            min_threshold_fraction=2 / 3,
+        )
+    assert (caught.value.stage, caught.value.rule) == (Stage.train, Rule.min_threshold)
+    assert "must be at least 4 of the 5" in caught.value.reason
+    assert caught.value.reason.endswith("got 3")
+
+    # At unmask (round 1, threshold 3): 3 survivors pass the run's rule, not the floor.
+    shown = ("bank_a", "bank_b", "bank_c")
+    msg = Message(
+        content=RecordDict({wire.UNMASK: attack.request("bank_a", shown)}),
+        dst_node_id=NODE_IDS["bank_a"],
+        message_type=wire.UNMASK_MESSAGE_TYPE,
+    )
+    with pytest.raises(ProtocolAbort) as caught:
+        secagg_node.unmask(
+            msg,
+            c.contexts["bank_a"],
+            secagg=c.secagg,
+            institution="bank_a",
+            min_threshold_fraction=2 / 3,
+        )
+    assert caught.value.rule is Rule.survivor_threshold
+    record = attack.c.unmask("bank_a", attack.request("bank_a", shown))  # no floor: reveals
+    assert wire.REVEALED_SHARE_PREFIX + "bank_a" in record

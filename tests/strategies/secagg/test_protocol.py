@@ -25,7 +25,8 @@ def make_round(banks: int, *, degree: int = 0, threshold: int = 0, **kwargs: int
 
     These tests pin the unmasking mechanics at the lowest threshold the protocol still
     accepts (set explicitly); the default threshold, above two thirds, and what the
-    lower one gives up against an active coordinator are in ``test_attacks.py``.
+    lower one gives up against an active coordinator are in the attack tests of
+    ``tests/client/test_secagg_node.py``.
     """
     holders = (banks - 1 if degree == 0 or degree >= banks - 1 else degree) + 1
     return harness.make_round(
