@@ -92,8 +92,8 @@ class Control:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def register_node(self, public_key_file: Path, *, name: str) -> bool:
-        """Register one SuperNode's authentication public key (OpenSSH EC format).
+    def register_node(self, public_key: bytes, *, name: str) -> bool:
+        """Register one SuperNode's authentication public key (an OpenSSH EC key line).
 
         Returns
         -------
@@ -104,7 +104,7 @@ class Control:
         Raises
         ------
         ControlError
-            If the key cannot be read or the SuperLink refuses it for another reason.
+            If the key does not parse or the SuperLink refuses it for another reason.
         """
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -112,11 +112,13 @@ class Control:
         from flwr.supercore.primitives.asymmetric import public_key_to_bytes
 
         try:
-            key = serialization.load_ssh_public_key(public_key_file.read_bytes())
-        except (OSError, ValueError) as err:
-            raise ControlError(f"{public_key_file}: not an OpenSSH public key ({err})") from None
+            key = serialization.load_ssh_public_key(public_key)
+        except ValueError as err:
+            raise ControlError(
+                f"SuperNode key of {name}: not an OpenSSH public key ({err})"
+            ) from None
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise ControlError(f"{public_key_file}: must be an EC public key")
+            raise ControlError(f"SuperNode key of {name}: must be an EC public key")
         try:
             with _flower_errors():
                 self._client.RegisterNode(

@@ -1,9 +1,10 @@
-"""The party folders ``fedrisk consortium init`` writes, opened and checked for use.
+"""The party folders provisioning writes, opened and checked for use.
 
-A coordinator folder is recognised by its SuperLink certificate and the SuperNode
-public keys; a bank folder by its signing key, whose public half names the bank in
-the manifest (the folder's name is not trusted). Each check fails with one line
-naming the folder, the missing or wrong file and what to do.
+A coordinator folder is recognised by its SuperLink certificate and a manifest that
+lists every bank's SuperNode key; a bank folder by its signing key and join request,
+whose keys name the bank in the manifest (the folder's name is not trusted), and by
+the manifest's SHA-256 pinned there. Each check fails with one line naming the folder,
+the missing or wrong file and what to do.
 """
 
 from __future__ import annotations
@@ -12,17 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedrisk.client.node_keys import SIGNING_KEY_FILE
-from fedrisk.deploy.provision import (
+from fedrisk.deploy.join import (
     CA_CERT_FILE,
-    FLEET_PORT,
+    JOIN_REQUEST_FILE,
     NODE_AUTH_KEY_FILE,
     SUPERLINK_ADDRESS_FILE,
-    SUPERLINK_CERT_FILE,
-    SUPERLINK_KEY_FILE,
-    SUPERNODE_KEYS_DIR,
+    JoinError,
+    check_own_keys,
+    check_pin,
+    own_request,
 )
+from fedrisk.deploy.provision import FLEET_PORT, SUPERLINK_CERT_FILE, SUPERLINK_KEY_FILE
 from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest
-from fedrisk.secure.signing import load_private_key, public_key_text
 
 #: Runtime files of ``fedrisk server`` (state database, logs, Flower's home) go here.
 SUPERLINK_RUNTIME_DIR = "superlink"
@@ -66,10 +68,13 @@ class CoordinatorFolder:
             MANIFEST_FILE,
         ))  # fmt: skip
         manifest = _manifest(path)
-        for record in manifest.institutions:
-            key = path / SUPERNODE_KEYS_DIR / f"{record.name}.pub"
-            if not key.is_file():
-                raise FolderError(f"{path}: missing {key.relative_to(path)} for {record.name}")
+        for i, record in enumerate(manifest.institutions):
+            if record.node_auth_key is None:
+                raise FolderError(
+                    f"{path / MANIFEST_FILE}: `institutions[{i}].node_auth_key` must be the "
+                    f"SuperNode key of {record.name}; got none (assemble the manifest from "
+                    "the banks' join requests)"
+                )
         return cls(path=path, manifest=manifest)
 
     @property
@@ -82,9 +87,12 @@ class CoordinatorFolder:
         """The consortium manifest."""
         return self.path / MANIFEST_FILE
 
-    def node_public_key(self, bank: str) -> Path:
-        """Return the SuperNode authentication public key file of ``bank``."""
-        return self.path / SUPERNODE_KEYS_DIR / f"{bank}.pub"
+    def node_public_key(self, bank: str) -> bytes:
+        """Return the SuperNode authentication public key of ``bank`` (an OpenSSH line)."""
+        key = self.manifest.institution(bank).node_auth_key
+        if key is None:  # `open` checked every record
+            raise FolderError(f"`node_auth_key` of {bank!r} must be set; got none")
+        return key.encode("ascii")
 
     @property
     def runtime(self) -> Path:
@@ -128,25 +136,23 @@ class BankFolder:
         Raises
         ------
         FolderError
-            If a file is missing, the manifest does not load, or the signing key is
-            not one the manifest lists.
+            If a file is missing, the manifest does not load, no longer matches the
+            SHA-256 pinned in the folder, or does not list this bank's own keys under
+            the name it joined as.
         """
         path = Path(path).resolve()
         _require(path, "bank", (
-            CA_CERT_FILE, SIGNING_KEY_FILE, NODE_AUTH_KEY_FILE, MANIFEST_FILE,
+            SIGNING_KEY_FILE, NODE_AUTH_KEY_FILE, JOIN_REQUEST_FILE,
         ))  # fmt: skip
-        manifest = _manifest(path)
         try:
-            public = public_key_text(load_private_key(path / SIGNING_KEY_FILE).public_key())
-        except (OSError, TypeError, ValueError) as err:
-            raise FolderError(f"{path / SIGNING_KEY_FILE}: cannot be read ({err})") from None
-        names = [r.name for r in manifest.institutions if r.public_key == public]
-        if not names:
-            raise FolderError(
-                f"{path / SIGNING_KEY_FILE}: its public key is not in {path / MANIFEST_FILE} "
-                "(a folder from another consortium?)"
-            )
-        return cls(path=path, institution=names[0], manifest=manifest)
+            request = own_request(path)
+            check_pin(path)
+            _require(path, "bank", (CA_CERT_FILE, MANIFEST_FILE))
+            manifest = _manifest(path)
+            check_own_keys(manifest, request, source=path / MANIFEST_FILE)
+        except JoinError as err:
+            raise FolderError(" ".join(str(err).split())) from None
+        return cls(path=path, institution=request.institution, manifest=manifest)
 
     @property
     def ca_cert(self) -> Path:
@@ -174,13 +180,14 @@ class BankFolder:
 
 
 def _require(path: Path, kind: str, files: tuple[str, ...]) -> None:
+    step = "join" if kind == "bank" else "assemble"
     if not path.is_dir():
-        raise FolderError(f"{path}: no such folder (run `fedrisk consortium init` first)")
+        raise FolderError(f"{path}: no such folder (run `fedrisk consortium {step}` first)")
     for name in files:
         if not (path / name).is_file():
             raise FolderError(
                 f"{path}: missing {name} (is this a {kind} folder written by "
-                "`fedrisk consortium init`?)"
+                f"`fedrisk consortium {step}` or `init`?)"
             )
 
 

@@ -1,41 +1,50 @@
-"""Provision a consortium: one folder per party with exactly the material it may hold.
+"""Provision a consortium: the coordinator assembles it from the banks' join requests.
 
-``DIR/ca/`` keeps the consortium CA's private key (to be moved offline);
-``DIR/coordinator/`` holds the SuperLink's TLS certificate and key, the CA certificate,
-every bank's SuperNode public key and the manifest, and no bank's private key;
-``DIR/<bank>/`` holds that bank's Ed25519 signing key, its SuperNode authentication key
-pair, the CA certificate and the manifest, and nothing private of any other party.
+Every bank runs ``fedrisk consortium join`` on its own machine (`fedrisk.deploy.join`):
+its private keys are born there. The coordinator runs ``fedrisk consortium assemble``
+on the banks' public join requests: ``DIR/ca/`` keeps the consortium CA's private key
+(to be moved offline); ``DIR/coordinator/`` holds the SuperLink's TLS certificate and
+key, the CA certificate and the manifest (every bank's public signing and SuperNode
+keys), and no bank's private key. Each bank then pins the manifest
+(``fedrisk consortium pin``). ``fedrisk consortium init`` runs the same three steps on
+one machine, one folder per party.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import os
 import re
 import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedrisk.client.node_keys import SIGNING_KEY_FILE
+from fedrisk.deploy.join import (
+    CA_CERT_FILE,
+    JOIN_REQUEST_FILE,
+    NODE_AUTH_KEY_FILE,
+    SUPERLINK_ADDRESS_FILE,
+    JoinError,
+    JoinRequest,
+    join,
+    manifest_sha256,
+    pin,
+)
 from fedrisk.privacy.ledger_format import INSTITUTION_PATTERN
 from fedrisk.privacy.manifest import MANIFEST_FILE, ConsortiumManifest, InstitutionRecord
 from fedrisk.secure import certificates as certs
 from fedrisk.secure.files import write_new_file
-from fedrisk.secure.signing import generate_signing_key, public_key_text, save_private_key
 from fedrisk.strategies import messages
 
 CA_DIR = "ca"
 COORDINATOR_DIR = "coordinator"
-CA_CERT_FILE = "ca_cert.pem"
 CA_KEY_FILE = "ca_key.pem"
 SUPERLINK_CERT_FILE = "superlink_cert.pem"
 SUPERLINK_KEY_FILE = "superlink_key.pem"
-SUPERNODE_KEYS_DIR = "supernode_public_keys"
-NODE_AUTH_KEY_FILE = "supernode_auth_key"
-NODE_AUTH_PUBLIC_FILE = "supernode_auth_key.pub"
 README_FILE = "README.txt"
-SUPERLINK_ADDRESS_FILE = "superlink_address.txt"  # host:port the SuperNodes dial by default
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 FLEET_PORT = 8000  # Flower 1.41 serves the Fleet API over HTTPS on --host/--port
 _FOLDER_MODE = 0o700
@@ -110,16 +119,91 @@ class ConsortiumSpec:
             raise SpecError("delta", "in (0, 1)", self.delta)
 
 
-def provision(spec: ConsortiumSpec, out: Path) -> list[Path]:
-    """Generate every key and certificate of ``spec`` and write the party folders.
+def check_name(field: str, name: str) -> None:
+    """Check a consortium or bank name (it becomes a folder name).
+
+    Raises
+    ------
+    SpecError
+        If ``name`` is not letters, digits, ``-`` or ``_`` (at most 64), or is
+        ``ca`` / ``coordinator``.
+    """
+    if not _NAME.fullmatch(name) or not INSTITUTION_PATTERN.fullmatch(name):
+        raise SpecError(field, "letters, digits, '-' or '_' (at most 64)", name)
+    if field == "institution" and name in (CA_DIR, COORDINATOR_DIR):
+        raise SpecError(field, "names other than 'ca' and 'coordinator'", name)
+
+
+def join_bank(institution: str, folder: Path) -> JoinRequest:
+    """Run a bank's ``fedrisk consortium join``: its keys and join request in ``folder``.
+
+    Raises
+    ------
+    SpecError
+        If ``institution`` is not a valid name.
+    FileExistsError
+        If ``folder`` exists.
+    """
+    check_name("institution", institution)
+    request = join(institution, folder)
+    _readme(folder, _bank_readme(institution, folder))
+    return request
+
+
+def assemble(spec: ConsortiumSpec, requests: Sequence[JoinRequest], out: Path) -> list[Path]:
+    """Write the CA and coordinator folders from the banks' join requests.
 
     Parameters
     ----------
     spec : ConsortiumSpec
-        The validated specification.
+        The consortium; its ``institutions`` are the requests' names, in order.
+    requests : Sequence[JoinRequest]
+        One verified join request per bank (`JoinRequest.load`).
     out : Path
-        The parent folder; created if missing. Its ``ca``, ``coordinator`` and bank
-        sub-folders must not exist.
+        The parent folder; its ``ca`` and ``coordinator`` sub-folders must not exist.
+
+    Returns
+    -------
+    list[Path]
+        The folders written: ``ca`` and ``coordinator``.
+
+    Raises
+    ------
+    FileExistsError
+        If a folder already exists (nothing is written then).
+    JoinError
+        If two requests share a key.
+    OSError
+        If a file cannot be written; the folders this call created are removed.
+    """
+    out = Path(out)
+    if [r.institution for r in requests] != list(spec.institutions):
+        raise ValueError("`requests` must be one per institution of `spec`, in order")
+    try:
+        records = [
+            InstitutionRecord(
+                name=r.institution,
+                public_key=r.public_key,
+                budget_epsilon=spec.epsilon_budget,
+                budget_delta=spec.delta,
+                node_auth_key=r.node_auth_key,
+            )
+            for r in requests
+        ]
+        manifest = ConsortiumManifest(name=spec.name, institutions=tuple(records))
+    except ValueError as err:
+        raise JoinError(f"join requests: {err}") from None
+    parts = [out / CA_DIR, out / COORDINATOR_DIR]
+    with _new_folders(out, parts):
+        _write_coordinator(spec, manifest, out)
+    return parts
+
+
+def provision(spec: ConsortiumSpec, out: Path) -> list[Path]:
+    """Provision a whole consortium on one machine, through the several-machine steps.
+
+    Each bank folder generates its own keys (`join_bank`); the coordinator assembles
+    the manifest from the join requests only (`assemble`); each bank pins it (`pin`).
 
     Returns
     -------
@@ -134,7 +218,37 @@ def provision(spec: ConsortiumSpec, out: Path) -> list[Path]:
         If a file cannot be written; the folders this call created are removed.
     """
     out = Path(out)
-    parts = [out / CA_DIR, out / COORDINATOR_DIR, *(out / bank for bank in spec.institutions)]
+    banks = [out / bank for bank in spec.institutions]
+    parts = [out / CA_DIR, out / COORDINATOR_DIR, *banks]
+    for part in parts:
+        if part.exists() or part.is_symlink():
+            raise FileExistsError(f"{part} already exists (refusing to overwrite it)")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        for bank, folder in zip(spec.institutions, banks, strict=True):
+            join_bank(bank, folder)
+        # What travels to the coordinator: the public join requests, nothing else.
+        requests = [JoinRequest.load(folder / JOIN_REQUEST_FILE) for folder in banks]
+        assemble(spec, requests, out)
+        coordinator = out / COORDINATOR_DIR
+        address = (coordinator / SUPERLINK_ADDRESS_FILE).read_text(encoding="ascii").strip()
+        for folder in banks:
+            pin(
+                folder,
+                coordinator / MANIFEST_FILE,
+                coordinator / CA_CERT_FILE,
+                superlink=address,
+            )
+    except BaseException:
+        for part in parts:
+            shutil.rmtree(part, ignore_errors=True)
+        raise
+    return parts
+
+
+@contextlib.contextmanager
+def _new_folders(out: Path, parts: list[Path]) -> Iterator[None]:
+    """Create ``parts`` (mode 0700); remove them again if the block fails."""
     for part in parts:
         if part.exists() or part.is_symlink():
             raise FileExistsError(f"{part} already exists (refusing to overwrite it)")
@@ -144,15 +258,14 @@ def provision(spec: ConsortiumSpec, out: Path) -> list[Path]:
         for part in parts:
             os.mkdir(part, _FOLDER_MODE)
             created.append(part)
-        _write_all(spec, out)
+        yield
     except BaseException:
         for part in created:
             shutil.rmtree(part, ignore_errors=True)
         raise
-    return parts
 
 
-def _write_all(spec: ConsortiumSpec, out: Path) -> None:
+def _write_coordinator(spec: ConsortiumSpec, manifest: ConsortiumManifest, out: Path) -> None:
     ca_key, ca_cert = certs.generate_ca(f"{spec.name} consortium CA")
     hosts = list(dict.fromkeys([*spec.coordinator_hosts, *DEFAULT_HOSTS]))
     server_key, server_cert = certs.issue_server_certificate(ca_key, ca_cert, hosts=hosts)
@@ -167,38 +280,11 @@ def _write_all(spec: ConsortiumSpec, out: Path) -> None:
     write_new_file(coordinator / SUPERLINK_CERT_FILE, server_pem, private=False)
     key_pem = certs.private_key_pem(server_key)
     write_new_file(coordinator / SUPERLINK_KEY_FILE, key_pem, private=True)
-    os.mkdir(coordinator / SUPERNODE_KEYS_DIR, 0o755)
     address = superlink_address(hosts[0], FLEET_PORT).encode("ascii") + b"\n"
     write_new_file(coordinator / SUPERLINK_ADDRESS_FILE, address, private=False)
-
-    records = []
-    for bank in spec.institutions:
-        folder = out / bank
-        signing_key = generate_signing_key()
-        save_private_key(signing_key, folder / SIGNING_KEY_FILE)
-        records.append(
-            InstitutionRecord(
-                name=bank,
-                public_key=public_key_text(signing_key.public_key()),
-                budget_epsilon=spec.epsilon_budget,
-                budget_delta=spec.delta,
-            )
-        )
-        auth_private, auth_public = certs.node_auth_key_files(certs.generate_node_auth_key())
-        write_new_file(folder / NODE_AUTH_KEY_FILE, auth_private, private=True)
-        write_new_file(folder / NODE_AUTH_PUBLIC_FILE, auth_public, private=False)
-        public_copy = coordinator / SUPERNODE_KEYS_DIR / f"{bank}.pub"
-        write_new_file(public_copy, auth_public, private=False)
-        write_new_file(folder / CA_CERT_FILE, ca_pem, private=False)
-        write_new_file(folder / SUPERLINK_ADDRESS_FILE, address, private=False)
-        _readme(folder, _bank_readme(bank, folder, hosts[0]))
-
-    manifest = ConsortiumManifest(name=spec.name, institutions=tuple(records))
     manifest.save(coordinator / MANIFEST_FILE)
-    manifest_bytes = (coordinator / MANIFEST_FILE).read_bytes()
-    for bank in spec.institutions:
-        write_new_file(out / bank / MANIFEST_FILE, manifest_bytes, private=False)
-    _readme(coordinator, _coordinator_readme(spec.institutions))
+    digest = manifest_sha256((coordinator / MANIFEST_FILE).read_bytes())
+    _readme(coordinator, _coordinator_readme(spec.institutions, digest))
 
 
 def superlink_address(host: str, port: int) -> str:
@@ -226,42 +312,47 @@ medium) now; it is only needed to issue a new SuperLink certificate.
 """
 
 
-def _coordinator_readme(banks: tuple[str, ...]) -> str:
-    register = "\n".join(
-        f"  flwr supernode register {SUPERNODE_KEYS_DIR}/{bank}.pub <superlink-connection>"
-        for bank in banks
-    )
+def _coordinator_readme(banks: tuple[str, ...], digest: str) -> str:
     return f"""The coordinator's folder (SuperLink). It holds no bank's private key.
 
-Start the SuperLink (TLS, SuperNode authentication, the banks below registered):
-  fedrisk server --consortium <this folder>
-Then submit a run (the same overrides as `fedrisk simulate`):
-  fedrisk run --consortium <this folder> --test <held-out table> privacy=dpsgd secagg=secaggplus
+{MANIFEST_FILE} lists every bank's public signing and SuperNode keys, as each bank
+generated them ({", ".join(banks)}). Its SHA-256 is
+  {digest}
+Send every bank {MANIFEST_FILE}, {CA_CERT_FILE} and {SUPERLINK_ADDRESS_FILE}, and tell
+them this SHA-256 over another channel (phone, signed e-mail); each bank runs
+  fedrisk consortium pin --consortium <its folder> --manifest {MANIFEST_FILE} \\
+    --ca-cert {CA_CERT_FILE} --superlink <host:port> --sha256 <the SHA-256>
 
-What `fedrisk server` does, with Flower's own commands:
-  flower-superlink --ssl-ca-certfile {CA_CERT_FILE} --ssl-certfile {SUPERLINK_CERT_FILE} \\
-    --ssl-keyfile {SUPERLINK_KEY_FILE} --enable-supernode-auth --host 0.0.0.0 --port {FLEET_PORT}
-Then register each bank's SuperNode public key (Flower 1.41 no longer reads a CSV list):
-{register}
-{MANIFEST_FILE} is the consortium manifest the ServerApp and auditors verify against.
+Start the SuperLink (TLS, SuperNode authentication, exactly the manifest's SuperNode
+keys registered; the Control API only on this machine's loopback):
+  fedrisk server --consortium <this folder>
+Then submit a run on this machine (the same overrides as `fedrisk simulate`):
+  fedrisk run --consortium <this folder> --test <held-out table> privacy=dpsgd secagg=secaggplus
 """
 
 
-def _bank_readme(bank: str, folder: Path, host: str) -> str:
+def _bank_readme(bank: str, folder: Path) -> str:
     node_config = (
         f'{messages.NODE_INSTITUTION}="{bank}" {messages.NODE_DATA_PATH}="<your table>" '
         f'{messages.NODE_STATE_DIR}="{folder.resolve()}" '
         f'{messages.NODE_MANIFEST}="{(folder / MANIFEST_FILE).resolve()}"'
     )
-    address = superlink_address(host, FLEET_PORT)
-    return f"""{bank}'s folder. {SIGNING_KEY_FILE} and {NODE_AUTH_KEY_FILE} are private (mode 0600).
+    return f"""{bank}'s folder. Its private keys were generated here and never leave it:
+signing_key.pem (Ed25519) and {NODE_AUTH_KEY_FILE} (SuperNode authentication), mode 0600.
 
-Start the SuperNode once the coordinator's `fedrisk server` runs (it registers
-{NODE_AUTH_PUBLIC_FILE}); your table is validated first and its path stays here:
-  fedrisk node --consortium <this folder> --data <your table>
+1. Send {JOIN_REQUEST_FILE} (public: your name and your two public keys, self-signed)
+   to the coordinator.
+2. When the coordinator sends back {MANIFEST_FILE}, {CA_CERT_FILE} and the SuperLink
+   address, and tells you the manifest's SHA-256 over another channel, check and pin it:
+     fedrisk consortium pin --consortium <this folder> --manifest {MANIFEST_FILE} \\
+       --ca-cert {CA_CERT_FILE} --superlink <host:port> --sha256 <the SHA-256>
+3. Start the SuperNode once the coordinator's `fedrisk server` runs; your table is
+   validated first and its path stays here:
+     fedrisk node --consortium <this folder> --data <your table>
+   It refuses to start if {MANIFEST_FILE} changed since it was pinned.
 
 What `fedrisk node` does, with Flower's own command:
-  flower-supernode --superlink {address} --root-certificates {CA_CERT_FILE} \\
+  flower-supernode --superlink <host:port> --root-certificates {CA_CERT_FILE} \\
     --auth-supernode-private-key {NODE_AUTH_KEY_FILE} \\
     --node-config '{node_config}'
 """

@@ -1,9 +1,13 @@
 """``fedrisk server``: the coordinator's Flower SuperLink, with TLS and SuperNode auth.
 
 Starts ``flower-superlink`` on the coordinator folder's certificate and key, with
-SuperNode authentication on and its state in a database file, then registers exactly
-the SuperNode public keys of the banks the manifest lists. A SuperNode whose key was
-not registered is refused by the SuperLink; a client without TLS cannot connect.
+SuperNode authentication on and its state in a database file, bound to 127.0.0.1 only,
+then registers exactly the SuperNode public keys the manifest lists. The public
+address (``--host``/``--port``) is served by `fedrisk.deploy.gateway`, which forwards
+Flower's Fleet API and nothing else: the Control API (submit, stop and list runs,
+register nodes) is reachable only from the coordinator's own machine. A SuperNode
+whose key was not registered is refused by the SuperLink; a client without TLS cannot
+connect.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
 from fedrisk.deploy.command import ArgumentParser
 from fedrisk.deploy.control import Control, ControlError
 from fedrisk.deploy.folders import LISTENING_FILE, CoordinatorFolder, FolderError
+from fedrisk.deploy.gateway import FleetGateway
 from fedrisk.deploy.processes import Child, ChildFailed, echo_line, stop_requests
 from fedrisk.deploy.provision import (
     FLEET_PORT,
@@ -29,16 +35,23 @@ from fedrisk.deploy.provision import (
 PROG = "fedrisk server"
 STATE_FILE = "state.db"
 LOG_FILE = "superlink.log"
+#: Requests the public port refused (anything but the Fleet API), one line each.
+GATEWAY_LOG_FILE = "refused.log"
 READY_TIMEOUT_S = 120.0
 EXIT_USAGE = 2
 EXIT_FAILED = 1
 _READY = r"Uvicorn running on https://"
 _UNFINISHED = ("pending", "starting", "running")
 
+#: The SuperLink itself (Fleet, Control and Runtime APIs) listens here only.
+LOOPBACK = "127.0.0.1"
+
 USAGE = (
-    "fedrisk server --consortium DIR/coordinator [--host 0.0.0.0] [--port 8000] [--fresh]\n"
-    "    start the SuperLink with TLS and SuperNode authentication and register the "
-    "banks of the manifest"
+    "fedrisk server --consortium DIR/coordinator [--host 0.0.0.0] [--port 8000] "
+    "[--control-port P] [--fresh]\n"
+    "    start the SuperLink with TLS and SuperNode authentication, register the banks "
+    "of the manifest, serve only the Fleet API on HOST:PORT and the Control API on "
+    "127.0.0.1:P"
 )
 
 
@@ -104,11 +117,21 @@ def server_command(argv: Sequence[str]) -> int:
     if args.fresh and database.exists():
         database.unlink()
     resumed = database.exists()
-    address = _local_address(args.host, args.port)
+    control_port = args.control_port or _free_port()
+    address = superlink_address(LOOPBACK, control_port)
+    gateway = FleetGateway(
+        host=args.host,
+        port=args.port,
+        upstream=address,
+        certfile=folder.path / SUPERLINK_CERT_FILE,
+        keyfile=folder.path / SUPERLINK_KEY_FILE,
+        ca_cert=folder.ca_cert,
+        refused=_log_refusal(runtime / GATEWAY_LOG_FILE),
+    )
     with stop_requests() as stopping:
         link = Child(
             "SuperLink",
-            superlink_argv(folder, host=args.host, port=args.port, database=database),
+            superlink_argv(folder, host=LOOPBACK, port=control_port, database=database),
             log=runtime / LOG_FILE,
             env=flower_environment(runtime / "flwr-home"),
             echo=_echo_problems if not args.verbose else partial(echo_line, "SuperLink"),
@@ -117,17 +140,19 @@ def server_command(argv: Sequence[str]) -> int:
         try:
             link.wait_for(_READY, timeout=READY_TIMEOUT_S)
             registered = _register(folder, address, runtime)
-        except (ChildFailed, ControlError) as err:
+            gateway.start()
+        except (ChildFailed, ControlError, OSError) as err:
             link.stop()
             print(f"{PROG}: {err}", file=sys.stderr)
             return EXIT_FAILED
         (runtime / LISTENING_FILE).write_text(address + "\n", encoding="utf-8")
-        _announce(folder, args.host, args.port, registered, resumed, link.log)
+        _announce(folder, args.host, args.port, address, registered, resumed, link.log)
         if resumed:
             _report_interrupted_runs(folder, address, runtime)
         while link.running() and not stopping.is_set():
             stopping.wait(0.5)
         stopped_by_user = stopping.is_set()
+        gateway.stop()
         code = link.stop()
         (runtime / LISTENING_FILE).unlink(missing_ok=True)
     if stopped_by_user:
@@ -146,7 +171,7 @@ def _register(folder: CoordinatorFolder, address: str, runtime: Path) -> dict[st
     done: dict[str, bool] = {}
     with Control(address, root_certificates=folder.ca_cert, flwr_home=runtime / "cli") as link:
         for record in folder.manifest.institutions:
-            key = folder.node_public_key(record.name)
+            key = folder.node_public_key(record.name)  # from the manifest, as the bank made it
             done[record.name] = link.register_node(key, name=record.name)
     return done
 
@@ -179,6 +204,7 @@ def _announce(
     folder: CoordinatorFolder,
     host: str,
     port: int,
+    control: str,
     registered: dict[str, bool],
     resumed: bool,
     log: Path,
@@ -188,8 +214,10 @@ def _announce(
     kept = [name for name, fresh in registered.items() if not fresh]
     print(
         f"{PROG}: SuperLink of consortium {folder.manifest.name!r} listening on "
-        f"https://{host}:{port} (TLS with {SUPERLINK_CERT_FILE}; SuperNode "
-        f"authentication on; {state} in {folder.runtime / STATE_FILE})"
+        f"https://{host}:{port} for SuperNodes (Fleet API only; TLS with "
+        f"{SUPERLINK_CERT_FILE}; SuperNode authentication on; {state} in "
+        f"{folder.runtime / STATE_FILE}); Control API on https://{control} (this "
+        "machine only)"
     )
     if new:
         print(f"{PROG}: registered the SuperNode keys of {', '.join(new)}")
@@ -198,11 +226,21 @@ def _announce(
     print(f"{PROG}: log {log}; Ctrl-C stops the SuperLink", flush=True)
 
 
-def _local_address(host: str, port: int) -> str:
-    """Return the address local Control API clients use (the certificate has 127.0.0.1)."""
-    if host in ("0.0.0.0", "::", ""):
-        return f"127.0.0.1:{port}"
-    return superlink_address(host, port)
+def _free_port() -> int:
+    """Return a free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def _log_refusal(log: Path) -> Callable[[str], None]:
+    """Return a callback appending each refused gateway request to ``log``."""
+
+    def refused(line: str) -> None:
+        with log.open("a", encoding="utf-8") as out:
+            out.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+
+    return refused
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -229,7 +267,15 @@ def _parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=USAGE)
     parser.add_argument("--consortium", required=True, help="the coordinator folder")
     parser.add_argument("--host", default="0.0.0.0", help="interface to listen on (0.0.0.0)")
-    parser.add_argument("--port", type=int, default=FLEET_PORT, help=f"HTTPS port ({FLEET_PORT})")
+    parser.add_argument(
+        "--port", type=int, default=FLEET_PORT, help=f"HTTPS port for SuperNodes ({FLEET_PORT})"
+    )
+    parser.add_argument(
+        "--control-port",
+        type=int,
+        default=0,
+        help="loopback port of the Control API (default: a free one, see superlink/listening.txt)",
+    )
     parser.add_argument(
         "--fresh", action="store_true", help="discard the previous state (registrations, runs)"
     )

@@ -1,7 +1,9 @@
-"""The consortium manifest: every institution's public signing key and privacy budget.
+"""The consortium manifest: every institution's public keys and privacy budget.
 
 The manifest is public. It is what a verifier trusts: a ledger is checked against the
 key the manifest names for its institution, and spending against the budget it states.
+In a deployment it also binds each institution's name to its SuperNode authentication
+key, the only keys the SuperLink registers. Every key in it was generated at its bank.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fedrisk.privacy.atomic_file import write_atomically
@@ -22,6 +26,8 @@ MANIFEST_FILE = "consortium.json"
 
 MANIFEST_VERSION = 1
 _INSTITUTION_KEYS = ("budget_delta", "budget_epsilon", "name", "public_key")
+#: Optional in a record: absent in simulations, where no SuperNode connects.
+NODE_AUTH_KEY = "node_auth_key"
 _MANIFEST_KEYS = ("institutions", "name", "version")
 
 
@@ -43,6 +49,9 @@ class InstitutionRecord:
         Its ε budget per dataset; positive and finite.
     budget_delta : float
         Its δ budget per dataset, in (0, 1).
+    node_auth_key : str | None (default: None)
+        Its SuperNode authentication public key, one OpenSSH line
+        (``ecdsa-sha2-nistp384 …``); None in simulations.
 
     Raises
     ------
@@ -54,6 +63,7 @@ class InstitutionRecord:
     public_key: str
     budget_epsilon: float
     budget_delta: float
+    node_auth_key: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not INSTITUTION_PATTERN.fullmatch(self.name):
@@ -68,6 +78,8 @@ class InstitutionRecord:
             raise ValueError(f"`budget_epsilon` of {self.name!r} must be positive; got {epsilon!r}")
         if not _is_number(delta) or not 0.0 < delta < 1.0:
             raise ValueError(f"`budget_delta` of {self.name!r} must be in (0, 1); got {delta!r}")
+        if self.node_auth_key is not None:
+            _check_node_auth_key(self.name, self.node_auth_key)
         object.__setattr__(self, "budget_epsilon", float(epsilon))  # JSON may hold an int
         object.__setattr__(self, "budget_delta", float(delta))
 
@@ -106,8 +118,9 @@ class ConsortiumManifest:
             raise ValueError(
                 f"`institutions` must be a tuple of InstitutionRecord; got {self.institutions!r}"
             )
-        for attribute in ("name", "public_key"):
+        for attribute in ("name", "public_key", NODE_AUTH_KEY):
             values = [getattr(record, attribute) for record in self.institutions]
+            values = [value for value in values if value is not None]
             repeated = sorted({value for value in values if values.count(value) > 1})
             if repeated:
                 raise ValueError(f"`institutions[].{attribute}` must be unique; got {repeated}")
@@ -143,10 +156,7 @@ class ConsortiumManifest:
         return {
             "version": self.version,
             "name": self.name,
-            "institutions": [
-                {key: getattr(record, key) for key in _INSTITUTION_KEYS}
-                for record in self.institutions
-            ],
+            "institutions": [_record_json(record) for record in self.institutions],
         }
 
     def save(self, path: Path) -> None:
@@ -194,7 +204,8 @@ class ConsortiumManifest:
                 raise ValueError(f"`institutions` must be a list; got {obj['institutions']!r}")
             records = []
             for i, item in enumerate(obj["institutions"]):
-                _check_keys(item, _INSTITUTION_KEYS, f"institutions[{i}]")
+                optional = (NODE_AUTH_KEY,) if isinstance(item, dict) else ()
+                _check_keys(item, _INSTITUTION_KEYS, f"institutions[{i}]", optional=optional)
                 try:
                     records.append(InstitutionRecord(**item))
                 except ValueError as exc:
@@ -204,8 +215,30 @@ class ConsortiumManifest:
             raise ValueError(f"manifest {source}: {exc}") from None
 
 
-def _check_keys(obj: object, keys: tuple[str, ...], where: str) -> None:
-    if not isinstance(obj, dict) or set(obj) != set(keys):
+def _record_json(record: InstitutionRecord) -> dict[str, object]:
+    entry: dict[str, object] = {key: getattr(record, key) for key in _INSTITUTION_KEYS}
+    if record.node_auth_key is not None:
+        entry[NODE_AUTH_KEY] = record.node_auth_key
+    return entry
+
+
+def _check_node_auth_key(name: str, text: object) -> None:
+    """Check that ``text`` is one OpenSSH line of an EC public key (as Flower registers)."""
+    where = f"`{NODE_AUTH_KEY}` of {name!r}"
+    if not isinstance(text, str) or "\n" in text:
+        raise ValueError(f"{where} must be one OpenSSH public key line; got {text!r}")
+    try:
+        key = serialization.load_ssh_public_key(text.encode("ascii"))
+    except (UnicodeEncodeError, ValueError, TypeError):
+        raise ValueError(f"{where} must be an OpenSSH public key; got {text[:40]!r}…") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ValueError(f"{where} must be an EC public key; got {type(key).__name__}")
+
+
+def _check_keys(
+    obj: object, keys: tuple[str, ...], where: str, *, optional: tuple[str, ...] = ()
+) -> None:
+    if not isinstance(obj, dict) or not set(keys) <= set(obj) <= set(keys) | set(optional):
         got = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
         raise ValueError(f"`{where}` must be an object with keys {list(keys)}; got {got}")
 

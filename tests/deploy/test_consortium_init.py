@@ -59,7 +59,6 @@ def test_layout(consortium) -> None:
         "ca_cert.pem",
         "superlink_cert.pem",
         "superlink_key.pem",
-        "supernode_public_keys",
         "consortium.json",
         "README.txt",
         "superlink_address.txt",
@@ -69,8 +68,10 @@ def test_layout(consortium) -> None:
             "signing_key.pem",
             "supernode_auth_key",
             "supernode_auth_key.pub",
+            "join-request.json",
             "ca_cert.pem",
             "consortium.json",
+            "consortium.sha256",
             "README.txt",
             "superlink_address.txt",
         }
@@ -137,7 +138,8 @@ def test_server_certificate_and_supernode_keys_match(consortium) -> None:
         private = serialization.load_ssh_private_key(
             (consortium / bank / "supernode_auth_key").read_bytes(), None
         )
-        registered = (coordinator / "supernode_public_keys" / f"{bank}.pub").read_bytes()
+        listed = ConsortiumManifest.load(coordinator / "consortium.json").institution(bank)
+        registered = f"{listed.node_auth_key}\n".encode()
         assert registered == (consortium / bank / "supernode_auth_key.pub").read_bytes()
         public = serialization.load_ssh_public_key(registered)
         assert public.public_numbers() == private.public_key().public_numbers()  # type: ignore[union-attr]
@@ -205,6 +207,10 @@ def test_missing_option_and_subcommand_exit_2(capsys) -> None:
 def test_usage_names_the_command_and_its_options() -> None:
     for part in (
         "fedrisk consortium init",
+        "fedrisk consortium join",
+        "fedrisk consortium assemble",
+        "fedrisk consortium pin",
+        "--sha256",
         "--name",
         "--institutions",
         "--coordinator-host",
