@@ -144,6 +144,15 @@ def test_secagg_composes_with_the_default_consortium() -> None:
     assert settings.secagg.enabled and settings.secagg.bits == 64
 
 
+def test_defaults_are_the_active_adversary_variant() -> None:
+    # consistency round on; threshold 0 = above two thirds of a secret's shares
+    settings = load_settings(_secagg_mapping())
+
+    for secagg in (settings.secagg, SecAggConfig()):
+        assert secagg.consistency_check is True
+        assert secagg.threshold == 0
+
+
 def test_central_privacy_with_server_side_clipping_is_rejected_with_one_line() -> None:
     mapping = _secagg_mapping()
     mapping["privacy"]["mode"] = "central"
