@@ -330,6 +330,7 @@ def make_client_app(run_config: Mapping[str, str] | None = None) -> ClientApp:
         supplies the run config itself; the simulation entry point passes it here
         because ``flwr.simulation.run_simulation`` has no run-config argument.
     """
+    mods: list[Callable[[Message, Context, Callable[[Message, Context], Message]], Message]]
     mods = [error_mod]  # outermost: no exception text (cell values, paths) leaves the node
     mods += [] if run_config is None else [run_config_mod(dict(run_config))]
     mods += [policy_mod, fault_mod, central_clipping_mod]

@@ -107,5 +107,5 @@ def large_groups(counts: GroupCounts, *, least: int) -> GroupCounts:
     keep = np.flatnonzero(np.asarray(counts.count) >= least)
     return GroupCounts(
         groups=tuple(counts.groups[i] for i in keep),
-        **{f: tuple(int(getattr(counts, f)[i]) for i in keep) for f in COUNT_FIELDS},  # type: ignore[arg-type]
+        **{f: tuple(int(getattr(counts, f)[i]) for i in keep) for f in COUNT_FIELDS},
     )

@@ -101,7 +101,7 @@ class RunRecorder:
         records = self.history()
         if not records:
             raise ValueError(f"`{METRICS_FILE}` must hold a record to amend; got none")
-        records[-1].update(json_safe(extra))  # type: ignore[arg-type]
+        records[-1].update({str(k): json_safe(v) for k, v in extra.items()})
         tmp = self._metrics.with_name(f".{METRICS_FILE}.tmp")
         with tmp.open("w", encoding="utf-8") as handle:
             for record in records:

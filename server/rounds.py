@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, Message
 from flwr.serverapp import Grid
 from flwr.serverapp.exception import PrivacyBudgetExhausted
 from flwr.serverapp.strategy import Strategy
@@ -258,6 +258,7 @@ class RoundLoop:
                 f"(need {self._settings.min_train_nodes})"
                 + ("; " + "; ".join(reasons) if reasons else "")
             )
+        withheld = self._withheld_loss(ok)
         arrays, train_metrics = self._strategy.aggregate_train(server_round, ok)
         secure_record = {} if self._secagg is None else self._secagg.records.get(server_round, {})
         if self._secagg is not None:
@@ -282,7 +283,13 @@ class RoundLoop:
                     "releases": self._dp.accountant.num_releases,  # type: ignore[union-attr]
                 }
                 record["institution_level_epsilon"] = spent.epsilon
-        record["train"] = self._train_record(train_metrics, ok)
+        record["train"] = (
+            {"loss_withheld_by": withheld}
+            if withheld
+            else {"loss": messages.number(train_metrics, TRAIN_LOSS)}
+            if train_metrics is not None and TRAIN_LOSS in train_metrics
+            else {}
+        )
 
         trained_from = [self._roster.node_of[name] for name in self._replies.selected(sent)]
         federated = self._federated(server_round, started_from, trained_from, final=False)
@@ -296,27 +303,22 @@ class RoundLoop:
         self._complete(server_round, record, result)
         return None
 
-    def _train_record(self, metrics: MetricRecord | None, ok: list[Message]) -> dict[str, object]:
-        """Return the round's training figures: the mean loss, if every bank sent its loss.
+    def _withheld_loss(self, ok: list[Message]) -> list[str]:
+        """Return the banks that withheld their training loss; then drop everyone's.
 
-        A bank's policy may withhold its training loss (``releases.train_loss``); a mean
-        over some banks only would mislead, so then the record names who withheld it.
+        A bank's policy may withhold its loss (``releases.train_loss``). Flower's
+        strategies aggregate only replies whose metrics have the same keys, and a mean
+        over some banks would mislead, so the round records who withheld it instead.
         Under secure aggregation the loss travels masked and only its mean is revealed.
         """
-        withheld = (
-            []
-            if self._secagg is not None
-            else [
-                self._replies.name(r)
-                for r in ok
-                if TRAIN_LOSS not in messages.metrics_of(r.content)
-            ]
-        )
+        if self._secagg is not None:
+            return []
+        records = {self._replies.name(r): messages.metrics_of(r.content) for r in ok}
+        withheld = sorted(name for name, record in records.items() if TRAIN_LOSS not in record)
         if withheld:
-            return {"loss_withheld_by": sorted(withheld)}
-        if metrics is None or TRAIN_LOSS not in metrics:
-            return {}
-        return {"loss": messages.number(metrics, TRAIN_LOSS)}
+            for record in records.values():
+                record.pop(TRAIN_LOSS, None)
+        return withheld
 
     def _complete(self, server_round: int, record: dict[str, object], result: LoopResult) -> None:
         """Checkpoint a completed round, then append its record to ``metrics.jsonl``."""
