@@ -44,8 +44,9 @@ def locations(context: Context, institution: str) -> tuple[Path, Path]:
     manifest = str(context.run_config.get(messages.MANIFEST, ""))
     if not state_root or not manifest:
         raise ValueError(
-            "privacy=dpsgd and secagg=secaggplus need the institution's state folder and the "
-            f"consortium manifest; got state-dir={state_root!r}, manifest={manifest!r}"
+            "`state-dir` and `manifest` must name the institution's state folder (its signing "
+            "key proves its identity in the roll call) and the consortium manifest; got "
+            f"state-dir={state_root!r}, manifest={manifest!r}"
         )
     return Path(state_root) / institution, Path(manifest)
 

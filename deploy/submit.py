@@ -300,6 +300,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--test", required=True, help="held-out table for central evaluation")
     parser.add_argument("--schema", default=None, help="the banks' schema file")
     parser.add_argument(
-        "--superlink", default=None, help="HOST:PORT (default: the running fedrisk server's)"
+        "--superlink",
+        default=None,
+        help="the Control API's HOST:PORT (default: the running fedrisk server's, on loopback)",
     )
     return parser

@@ -22,19 +22,32 @@ commands:
   data synth --institutions NAME[,NAME…] --out DIR [--task TASK] [--rows N] [--seed S]
                           write one synthetic CSV per bank, a held-out CSV and the schema
                           file the nodes validate against
+  consortium join --institution BANK --out DIR/BANK
+                          at the bank: generate its signing and SuperNode keys (0600)
+                          and the public join request for the coordinator
+  consortium assemble --name NAME --coordinator-host HOST[,…] --out DIR REQUEST.json…
+                  [--epsilon-budget E] [--delta D]
+                          at the coordinator: the consortium CA, the SuperLink's TLS
+                          certificate and consortium.json from the banks' join requests
+  consortium pin --consortium DIR/BANK --manifest FILE --ca-cert FILE
+                  [--superlink HOST:PORT] [--sha256 HEX]
+                          at the bank: check the manifest lists its own keys; pin its
+                          SHA-256 (`node` refuses a manifest changed since)
   consortium init --name NAME --institutions BANK,BANK[,…] --coordinator-host HOST[,…]
                   --out DIR [--epsilon-budget E] [--delta D]
-                          create the consortium CA, the SuperLink's TLS certificate, each
-                          bank's signing and SuperNode keys, and consortium.json
-  server --consortium DIR/coordinator [--host H] [--port P]
-                          start the SuperLink (TLS, SuperNode authentication) and
-                          register the manifest's banks; Ctrl-C stops it
+                          join, assemble and pin on one machine: DIR/ca, DIR/coordinator,
+                          DIR/<bank> (each bank's keys generated in its own folder)
+  server --consortium DIR/coordinator [--host H] [--port P] [--control-port C]
+                          start the SuperLink (TLS, SuperNode authentication), register
+                          the manifest's SuperNode keys; only the Fleet API on H:P, the
+                          Control API on 127.0.0.1:C; Ctrl-C stops it
   node --consortium DIR/BANK --data FILE [--schema FILE] [--superlink HOST:PORT]
                           validate the bank's table and start its SuperNode (TLS, its
                           authentication key); the data path never leaves the node
   run --consortium DIR/coordinator --test FILE [OVERRIDES…]
-                          submit a training run to the SuperLink with the same Hydra
-                          configuration as `simulate`; writes the same run directory
+                          submit a training run to the running `server` on this machine
+                          with the same Hydra configuration as `simulate`; writes the
+                          same run directory
   report RUN              render RUN/report.html from a run directory's files (overview,
                           utility, privacy, secure aggregation, rounds); exit 2 if unusable
   report sweep MULTIRUN_DIR [--baseline RUN_DIR]… [--metric NAME]
