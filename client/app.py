@@ -41,7 +41,7 @@ from fedrisk.client.node_setup import (
     row_metrics,
     run_id_of,
 )
-from fedrisk.client.policy_rules import PolicyRefusal
+from fedrisk.client.policy_rules import PolicyRefusal, threshold_floor
 from fedrisk.client.private_update import TrainedUpdate, train_private_update
 from fedrisk.client.risk_reply import risk
 from fedrisk.client.secure_handlers import (
@@ -138,6 +138,7 @@ def train(msg: Message, context: Context) -> Message:
                 institution=setup.institution,
                 server_round=server_round,
                 rounds=settings.rounds,
+                min_threshold_fraction=threshold_floor(setup.policy),
             )
             check_rows(setup)
             check_not_revealed(context, setup.institution, server_round)

@@ -157,6 +157,15 @@ def _check_secagg(settings: FedriskConfig, policy: NodePolicy, institutions: int
         )
 
 
+def threshold_floor(policy: NodePolicy) -> float | None:
+    """Return the share of a secret's holders the bank's threshold must exceed, if any.
+
+    The node enforces it at every secure-aggregation stage against the round it is
+    shown (`fedrisk.client.secagg_node`), not only against the run's configuration.
+    """
+    return policy.secagg.min_threshold_fraction if policy.secagg.required else None
+
+
 def check_schema(asked: TableSchema, own: TableSchema) -> None:
     """Refuse a run whose schema is not the bank's own (column order may differ).
 
