@@ -64,6 +64,7 @@ def prepare(n: int, args: argparse.Namespace, root: Path) -> dict:
     from fedrisk.simulations.consortium import resolve_schema as resolve
     from fedrisk.simulations.engine import simulation_backend
     from fedrisk.simulations.entry import check_overrides
+    from fedrisk.simulations.provision import provision
 
     generate = {"count": n, "total_rows": n * ROWS_PER_BANK, "size_exponent": 0}
     overrides = [f"consortium.generate.{k}={v}" for k, v in generate.items()]
@@ -75,11 +76,19 @@ def prepare(n: int, args: argparse.Namespace, root: Path) -> dict:
     if sizes != {ROWS_PER_BANK}:
         raise SystemExit(f"banks must hold {ROWS_PER_BANK} rows each; got {sorted(sizes)}")
     built = build_consortium(settings, root / f"banks_{n}")
+    # Nodes prove their institution in the roll call: keys and manifest, as in a simulation.
+    profiles = institution_profiles(settings.consortium, seed=settings.seed)
+    keys = provision(settings, profiles, run_dir=root / f"banks_{n}")
     held = HeldOutSet.load(built.test_path, built.schema)
     cpus = settings.simulation.cpus_per_client
     return {
         "settings": settings_to_json(settings),
-        "paths": {"data_dir": str(built.data_dir), "test_path": str(built.test_path)},
+        "paths": {
+            "data_dir": str(built.data_dir),
+            "test_path": str(built.test_path),
+            "manifest": str(keys.manifest_path),
+            "state_dir": str(keys.state_dir),
+        },
         "institutions": built.institutions,
         "backend": simulation_backend(n_institutions=n, cpus_per_client=cpus),
         "parameters": count_parameters(build_model(settings.task.model, held.x.shape[1], seed=0)),
