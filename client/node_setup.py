@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from fedrisk.client.policy import (
 )
 from fedrisk.client.policy_rules import check_run
 from fedrisk.conf.root import FedriskConfig, settings_from_run_config
+from fedrisk.data.schema import TableSchema
+from fedrisk.data.schema_file import read_schema
 from fedrisk.models.tabular import build_model
 from fedrisk.strategies import WEIGHT_KEY, messages
 
@@ -69,6 +72,9 @@ def node_identity(context: Context) -> NodeIdentity:
                 f"one with `fedrisk consortium join` ({POLICY_FILE} in the bank's folder)"
             )
         policy = load_policy(Path(str(node_config[messages.NODE_POLICY])))
+        if policy.schema is None and messages.NODE_SCHEMA in node_config:
+            own = own_schema(Path(str(node_config[messages.NODE_SCHEMA])))
+            policy = LoadedPolicy(policy=policy.policy, schema=own)
     elif messages.PARTITION_ID in node_config:
         names = messages.institutions_of(context.run_config)
         institution = names[int(node_config[messages.PARTITION_ID])]
@@ -84,6 +90,26 @@ def node_identity(context: Context) -> NodeIdentity:
             f"node config must set `institution` and `data-path`; got keys {sorted(node_config)}"
         )
     return NodeIdentity(settings=settings, institution=institution, path=path, policy=policy)
+
+
+def own_schema(path: Path) -> TableSchema:
+    """Read the bank's own schema file, once per distinct content.
+
+    Raises
+    ------
+    fedrisk.client.policy.PolicyError
+        If the file cannot be read or is not a valid schema.
+    """
+    try:
+        return _schema_of(path.read_bytes(), path)
+    except (OSError, ValueError) as err:
+        raise PolicyError(f"the node's schema file {path}: {err}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _schema_of(data: bytes, path: Path) -> TableSchema:
+    del data  # the cache key: a changed file is read again
+    return read_schema(path)
 
 
 def checked_identity(context: Context) -> NodeIdentity:

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedrisk.client.policy import write_policy
 from fedrisk.deploy.join import (
     CA_CERT_FILE,
     JOIN_REQUEST_FILE,
@@ -146,6 +147,7 @@ def join_bank(institution: str, folder: Path) -> JoinRequest:
     """
     check_name("institution", institution)
     request = join(institution, folder)
+    write_policy(folder, institution=institution)
     _readme(folder, _bank_readme(institution, folder))
     return request
 

@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from fedrisk.client.node_data import NodeData, load_node_data
+from fedrisk.client.policy import POLICY_FILE, load_policy
 from fedrisk.data.errors import DataValidationError
 from fedrisk.data.schema import TableSchema
 from fedrisk.data.schema_file import read_schema
@@ -56,8 +57,11 @@ USAGE = (
 )
 
 
-def node_config(bank: BankFolder, data: Path) -> str:
-    """Return the SuperNode's ``--node-config``: who it is, its data, keys and manifest.
+def node_config(bank: BankFolder, data: Path, schema: Path | None = None) -> str:
+    """Return the SuperNode's ``--node-config``: who it is, its data, keys, manifest, policy.
+
+    ``schema`` (``fedrisk node --schema``) is the bank's own schema file, used when its
+    policy names none: a run's schema must then hold the same columns.
 
     Raises
     ------
@@ -69,14 +73,19 @@ def node_config(bank: BankFolder, data: Path) -> str:
         messages.NODE_DATA_PATH: str(data.resolve()),
         messages.NODE_STATE_DIR: str(bank.path),
         messages.NODE_MANIFEST: str(bank.manifest_file),
+        messages.NODE_POLICY: str(bank.path / POLICY_FILE),
     }
+    if schema is not None:
+        values[messages.NODE_SCHEMA] = str(schema.resolve())
     for key, value in values.items():
         if '"' in value:
             raise FolderError(f"`{key}` must not contain a double quote; got {value!r}")
     return " ".join(f'{key}="{value}"' for key, value in values.items())
 
 
-def supernode_argv(bank: BankFolder, *, superlink: str, data: Path, runtime_port: int) -> list[str]:
+def supernode_argv(
+    bank: BankFolder, *, superlink: str, data: Path, runtime_port: int, schema: Path | None = None
+) -> list[str]:
     """Return the ``flower-supernode`` command for a bank folder."""
     return [
         "flower-supernode",
@@ -85,7 +94,7 @@ def supernode_argv(bank: BankFolder, *, superlink: str, data: Path, runtime_port
         "--auth-supernode-private-key", str(bank.auth_key),
         "--host", "127.0.0.1",
         "--port", str(runtime_port),
-        "--node-config", node_config(bank, data),
+        "--node-config", node_config(bank, data, schema),
     ]  # fmt: skip
 
 
@@ -122,6 +131,7 @@ def node_command(argv: Sequence[str]) -> int:
     data = Path(args.data)
     try:
         bank = BankFolder.open(Path(args.consortium))
+        load_policy(bank.path / POLICY_FILE)  # the node answers nothing without one
         schema = read_schema(args.schema) if args.schema else credit_schema()
         table = validate_data(bank, data, schema)
         argv_flower = supernode_argv(
@@ -129,6 +139,7 @@ def node_command(argv: Sequence[str]) -> int:
             superlink=args.superlink or bank.default_address(),
             data=data,
             runtime_port=_free_port(),
+            schema=Path(args.schema) if args.schema else None,
         )
     except DataValidationError as err:
         print(f"{PROG}: {_institution(args)} does not join: {err}", file=sys.stderr)

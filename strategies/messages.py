@@ -83,6 +83,8 @@ NODE_STATE_DIR = "state-dir"
 NODE_MANIFEST = "manifest"
 #: The bank's own policy file (`fedrisk.client.policy`), kept at the node.
 NODE_POLICY = "policy"
+#: The bank's own schema file (``fedrisk node --schema``), if its policy names none.
+NODE_SCHEMA = "schema"
 #: Key Flower's simulation engine sets in every virtual node's ``node_config``.
 PARTITION_ID = "partition-id"
 

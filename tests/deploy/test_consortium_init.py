@@ -74,6 +74,7 @@ def test_layout(consortium) -> None:
             "consortium.sha256",
             "README.txt",
             "superlink_address.txt",
+            "policy.yaml",
         }
     assert "offline" in (consortium / "ca" / "README.txt").read_text()
 
@@ -83,6 +84,8 @@ def test_private_files_are_0600_and_where_they_belong(consortium) -> None:
     assert _private_files(consortium / "coordinator") == {"superlink_key.pem"}
     for bank in BANKS:
         assert _private_files(consortium / bank) == {"signing_key.pem", "supernode_auth_key"}
+        # The policy holds the bank's secret validation seed: only the bank reads it.
+        assert (consortium / bank / "policy.yaml").stat().st_mode & 0o777 == 0o600
     for path in consortium.rglob("*"):
         if path.is_file():
             private = bool(_private_files(path.parent) & {path.name})
