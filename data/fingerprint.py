@@ -49,8 +49,9 @@ def dataset_fingerprint(table: pd.DataFrame, *, columns: Sequence[str]) -> str:
     Notes
     -----
     Encoding, version 2 (version 1 hashed the columns in the order given, so a
-    reordered schema gave a new fingerprint and a fresh ledger). A cell is ``f`` + its IEEE-754 binary64 value, big-endian
-    (integers convert exactly up to 2**53; ``-0.0`` is folded into ``0.0``), or ``i`` +
+    reordered schema gave a new fingerprint and a fresh ledger). A cell is ``f`` + its
+    IEEE-754 binary64 value, big-endian (integers convert exactly up to 2**53; ``-0.0``
+    is folded into ``0.0``), or ``i`` +
     a length-prefixed decimal for larger integers, ``T`` / ``F`` for booleans, ``n`` for
     a missing value, ``s`` + a length-prefixed UTF-8 string, ``t`` + a length-prefixed
     ISO-8601 timestamp; a length prefix is the byte count in decimal followed by ``:``.
