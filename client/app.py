@@ -309,6 +309,7 @@ def policy_mod(
         content = RecordDict(
             {
                 messages.NODE: ConfigRecord({messages.INSTITUTION: institution}),
+                messages.METRICS: MetricRecord(),
                 messages.REFUSAL: ConfigRecord(
                     {
                         messages.REFUSAL_REASON: f"{institution}: {err}",
@@ -317,6 +318,8 @@ def policy_mod(
                 ),
             }
         )
+        if msg.metadata.message_type == MessageType.QUERY:  # the roll call: who refuses
+            content.update(identity.proof_records(msg.content, context, institution))
         return Message(content=content, reply_to=msg)
     return call_next(msg, context)
 
