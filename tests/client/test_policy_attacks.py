@@ -255,6 +255,33 @@ def test_a_reordered_schema_composes_with_the_budget_already_spent(bank: Path) -
     assert spent == pytest.approx(entries[1].epsilon)
 
 
+def test_a_changed_row_composes_with_the_budget_already_spent(bank: Path) -> None:
+    # A new export of the same customers (one cell changed) is the same population.
+    policy = _policy(bank, **{"secagg.required": False})
+    settings = _settings(bank, *DP, "secagg=none")
+    changed = bank.parent / "changed" / f"{BANK}.csv"
+    changed.parent.mkdir(exist_ok=True)
+    lines = (bank.parent / f"{BANK}.csv").read_text().splitlines()
+    header, first_row = lines[0].split(","), lines[1].split(",")
+    column = next(i for i, name in enumerate(header) if name == "income")
+    first_row[column] = str(float(first_row[column]) + 1.0)
+    changed.write_text("\n".join([lines[0], ",".join(first_row), *lines[2:]]) + "\n")
+    before = _context(bank, settings, policy=policy)
+    before.run_config[messages.RUN_ID] = "run-3"
+    after = _context(bank, settings, policy=policy)
+    after.run_config[messages.RUN_ID] = "run-4"
+    after.node_config[messages.NODE_DATA_PATH] = str(changed)
+
+    _train(before, settings)
+    _train(after, settings)
+
+    (ledger,) = _ledgers(bank)
+    entries = read_ledger(ledger, load_private_key(bank / SIGNING_KEY_FILE).public_key())
+    by_run = {e.run_id: e for e in entries}
+    assert by_run["run-3"].to_json()["table_sha256"] != by_run["run-4"].to_json()["table_sha256"]
+    assert by_run["run-4"].epsilon > by_run["run-3"].epsilon
+
+
 def test_the_validation_split_follows_the_banks_secret_seed(bank: Path) -> None:
     one = _settings(bank, *DP, "secagg=secaggplus", "seed=1")
     two = _settings(bank, *DP, "secagg=secaggplus", "seed=2")
