@@ -6,8 +6,10 @@ tree (Flower's SuperLink, SuperExec, ServerApp, SuperNodes and ClientApps). One
 training run with DP-SGD and secure aggregation is shared by the assertions below;
 during its first round bank-c's node is killed and restarted; after its second round
 the SuperLink (with the ServerApp) is killed, restarted on the same state, and the run
-resumed from its checkpoint. Every process is stopped at the end, also when a test
-fails.
+resumed from its checkpoint. A rogue SuperNode (its key registered, as any bank's
+second node would be) answers every roll call as bank-a without bank-a's signing key;
+a rogue Control API client holding only the CA certificate calls the public port.
+Every process is stopped at the end, also when a test fails.
 """
 
 from __future__ import annotations
@@ -27,8 +29,13 @@ from pathlib import Path
 import pytest
 from fedrisk_cli import run_cli
 
+from fedrisk.deploy.control import Control, ControlError
+from fedrisk.deploy.folders import BankFolder
 from fedrisk.deploy.processes import Child, stop_all
+from fedrisk.deploy.superlink import flower_environment
+from fedrisk.deploy.supernode import supernode_argv
 from fedrisk.secure import certificates
+from fedrisk.secure.signing import generate_signing_key, save_private_key
 
 pytestmark = pytest.mark.slow
 
@@ -75,9 +82,43 @@ class Pilot:
         """Start `fedrisk run` on the coordinator folder and held-out table."""
         return self.fedrisk(
             name, "run", "--consortium", str(self.root / "coordinator"),
-            "--test", str(self.root / "data" / "heldout.csv"), "--superlink", self.address,
-            *overrides,
+            "--test", str(self.root / "data" / "heldout.csv"), *overrides,
         )  # fmt: skip
+
+    def operator(self) -> Control:
+        """The coordinator's operator: the Control API on the SuperLink's loopback port."""
+        coordinator = self.root / "coordinator"
+        address = (coordinator / "superlink" / "listening.txt").read_text().strip()
+        home = self.root / "operator"
+        return Control(address, root_certificates=coordinator / "ca_cert.pem", flwr_home=home)
+
+    def start_impostor(self) -> Child:
+        """A registered SuperNode that names bank-a but holds a signing key of its own."""
+        rogue = self.root / "impostor"
+        shutil.copytree(self.root / "bank-a", rogue, ignore=shutil.ignore_patterns("supernode"))
+        (rogue / "signing_key.pem").unlink()
+        save_private_key(generate_signing_key(), rogue / "signing_key.pem")
+        private, public = certificates.node_auth_key_files(certificates.generate_node_auth_key())
+        (rogue / "supernode_auth_key").write_bytes(private)
+        with self.operator() as operator:
+            operator.register_node(public, name="impostor")
+        bank_a = BankFolder.open(self.root / "bank-a")
+        folder = BankFolder(path=rogue, institution="bank-a", manifest=bank_a.manifest)
+        argv = supernode_argv(
+            folder,
+            superlink=self.address,
+            data=self.root / "data" / "bank-a.csv",
+            runtime_port=_free_port(),
+        )
+        child = Child(
+            "impostor",
+            argv,
+            log=self.root / "logs" / "impostor.log",
+            env=flower_environment(rogue / "flwr-home"),
+        )
+        self.children.append(child)
+        child.wait_for(r"SuperNode ID: \d+", timeout=START_TIMEOUT_S)
+        return child
 
     def start_node(self, bank: str) -> Child:
         node = self.fedrisk(
@@ -118,6 +159,7 @@ def pilot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pilot]:
             pilot.start_node(bank)
         for bank in BANKS:
             pilot.nodes[bank].wait_for("waiting for runs", timeout=START_TIMEOUT_S)
+        pilot.start_impostor()
         yield pilot
     finally:
         stop_all(pilot.children)
@@ -210,6 +252,23 @@ def test_unregistered_node_is_refused(pilot: Pilot) -> None:
     assert "No SuperNode found with the given public key" in log
 
 
+def test_a_control_client_with_only_the_ca_certificate_is_refused(pilot: Pilot) -> None:
+    """Flower's Control API authenticates nobody; the public port does not serve it."""
+    ca_cert = pilot.root / "coordinator" / "ca_cert.pem"
+    _, public = certificates.node_auth_key_files(certificates.generate_node_auth_key())
+    home = pilot.root / "rogue-control"
+    with Control(pilot.address, root_certificates=ca_cert, flwr_home=home) as rogue:
+        with pytest.raises(ControlError, match="403"):
+            rogue.runs()
+        with pytest.raises(ControlError, match="403"):
+            rogue.register_node(public, name="rogue")
+    refused = (pilot.root / "coordinator" / "superlink" / "refused.log").read_text()
+    assert "refused POST /v1/control/list-runs" in refused
+    assert "refused POST /v1/control/register-node" in refused
+    with pilot.operator() as operator:  # the rogue's key was not registered
+        assert operator.register_node(public, name="rogue-check") is True
+
+
 def test_plaintext_client_is_refused(pilot: Pilot) -> None:
     plain = http.client.HTTPConnection("127.0.0.1", pilot.port, timeout=20)
     with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
@@ -261,6 +320,16 @@ def test_run_finishes_with_a_complete_summary(pilot_run: PilotRun) -> None:
     for name in ("metrics.jsonl", "model.npz", "config.yaml", "consortium.json", "auc.png"):
         assert (pilot_run.run_dir / name).is_file(), name
     assert len(list((pilot_run.run_dir / "ledgers").glob("ledger-*.jsonl"))) == len(BANKS)
+
+
+def test_a_node_claiming_another_banks_name_is_refused_and_logged(pilot_run: PilotRun) -> None:
+    """The impostor answered every roll call as bank-a; bank-a itself still took part."""
+    summary = json.loads((pilot_run.run_dir / "summary.json").read_text())
+    impostor = [why for why in summary["rejected_nodes"].values() if "'bank-a'" in why]
+    assert impostor, summary["rejected_nodes"]
+    assert "claims 'bank-a' without proof" in impostor[0] and "does not verify" in impostor[0]
+    assert "bank-a" in summary["institutions"]
+    assert summary["institutions"]["bank-a"]["ledger_verified"] is True
 
 
 def test_killed_node_rejoins_in_a_later_round(pilot_run: PilotRun) -> None:
