@@ -283,13 +283,11 @@ class RoundLoop:
                     "releases": self._dp.accountant.num_releases,  # type: ignore[union-attr]
                 }
                 record["institution_level_epsilon"] = spent.epsilon
-        record["train"] = (
-            {"loss_withheld_by": withheld}
-            if withheld
-            else {"loss": messages.number(train_metrics, TRAIN_LOSS)}
-            if train_metrics is not None and TRAIN_LOSS in train_metrics
-            else {}
-        )
+        record["train"] = {}
+        if withheld:
+            record["train"] = {"loss_withheld_by": withheld}
+        elif train_metrics is not None and TRAIN_LOSS in train_metrics:
+            record["train"] = {"loss": messages.number(train_metrics, TRAIN_LOSS)}
 
         trained_from = [self._roster.node_of[name] for name in self._replies.selected(sent)]
         federated = self._federated(server_round, started_from, trained_from, final=False)
