@@ -9,6 +9,7 @@ from flwr.app import Context, Message, RecordDict
 from fedrisk.client import secagg_node
 from fedrisk.client.node_keys import locations
 from fedrisk.client.node_setup import NodeSetup, node_record, node_setup, run_id_of
+from fedrisk.client.policy_rules import threshold_floor
 from fedrisk.client.revealed_rounds import note_revealed, revealed
 from fedrisk.conf.privacy import PrivacyMode
 from fedrisk.strategies import messages
@@ -55,7 +56,11 @@ def unmask(msg: Message, context: Context) -> Message:
 
     def step(setup: NodeSetup) -> RecordDict:
         content = secagg_node.unmask(
-            msg, context, secagg=setup.settings.secagg, institution=setup.institution
+            msg,
+            context,
+            secagg=setup.settings.secagg,
+            institution=setup.institution,
+            min_threshold_fraction=threshold_floor(setup.policy),
         )
         state_dir, _ = locations(context, setup.institution)
         server_round = int(messages.number(msg.content.config_records[UNMASK], ROUND_KEY))
@@ -91,7 +96,11 @@ def consistency(msg: Message, context: Context) -> Message:
         msg,
         context,
         lambda setup: secagg_node.consistency(
-            msg, context, secagg=setup.settings.secagg, institution=setup.institution
+            msg,
+            context,
+            secagg=setup.settings.secagg,
+            institution=setup.institution,
+            min_threshold_fraction=threshold_floor(setup.policy),
         ),
     )
 
