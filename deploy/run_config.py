@@ -65,8 +65,12 @@ class Composed:
     overrides: tuple[str, ...]
 
 
-def compose(overrides: Sequence[str]) -> Composed:
+def compose(overrides: Sequence[str], *, consortium: ConsortiumConfig | None = None) -> Composed:
     """Compose and validate the configuration as ``fedrisk simulate`` does.
+
+    ``consortium`` (the manifest's, `consortium_of`) replaces the composed consortium
+    before validation, so rules that depend on the number of banks (e.g. an explicit
+    ``secagg.threshold``) are checked against the real consortium, not the default.
 
     Raises
     ------
@@ -99,6 +103,10 @@ def compose(overrides: Sequence[str]) -> Composed:
     container = OmegaConf.to_container(cfg, resolve=True)
     if not isinstance(container, dict):
         raise ConfigError("the configuration must be a mapping")
+    if consortium is not None:
+        container["consortium"] = OmegaConf.to_container(
+            OmegaConf.structured(consortium), enum_to_str=True
+        )
     settings = load_settings({str(key): value for key, value in container.items()})
     return Composed(settings=settings, run_dir=run_dir.resolve(), overrides=tuple(overrides))
 

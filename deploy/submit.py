@@ -32,7 +32,13 @@ from fedrisk.deploy.control import Control, ControlError, RunState
 from fedrisk.deploy.folders import CoordinatorFolder, FolderError
 from fedrisk.deploy.processes import stop_requests
 from fedrisk.deploy.resume import ResumedRun, record_held_out, resume_dir, resumed_run
-from fedrisk.deploy.run_config import compose, for_consortium, save_config, write_app
+from fedrisk.deploy.run_config import (
+    compose,
+    consortium_of,
+    for_consortium,
+    save_config,
+    write_app,
+)
 from fedrisk.server.checkpoint import has_checkpoint
 from fedrisk.server.records import SUMMARY_FILE, write_json_atomic
 
@@ -87,7 +93,7 @@ def run_command(argv: Sequence[str]) -> int:
         resumed = _resumed(args, overrides, folder)
         if resumed is None:
             schema = read_schema(args.schema) if args.schema else None
-            composed = compose(overrides)
+            composed = compose(overrides, consortium=consortium_of(folder.manifest))
             settings = for_consortium(composed, folder.manifest, schema=schema)
             run_dir = composed.run_dir
         else:
