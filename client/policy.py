@@ -300,14 +300,15 @@ def simulated_policy(settings: FedriskConfig, institution: str) -> NodePolicy:
     """
     privacy, secagg = settings.privacy, settings.secagg
     dpsgd = privacy.mode is PrivacyMode.dpsgd
+    epsilon_budget, delta = _budget_of(settings, institution)
     return NodePolicy(
         institution=institution,
         validation_seed=settings.seed,
         privacy=PrivacyRules(
             mechanism=RequiredMechanism.dpsgd if dpsgd else RequiredMechanism.none,
             min_noise_multiplier=0.0,
-            epsilon_budget=_budget_of(settings, institution)[0],
-            delta=_budget_of(settings, institution)[1],
+            epsilon_budget=epsilon_budget,
+            delta=delta,
             allow_seeded_noise=privacy.noise_source is NoiseSource.seeded,
         ),
         secagg=SecAggRules(
